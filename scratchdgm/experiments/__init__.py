@@ -1,0 +1,1 @@
+"""Runnable reproductions of lecture claims, and the pieces behind ``scratchdgm demo``."""

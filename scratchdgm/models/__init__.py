@@ -1,0 +1,1 @@
+"""Latent-variable models: linear-Gaussian (factor analysis, PPCA) and deep (VAE, IWAE)."""
