@@ -1,0 +1,30 @@
+r"""A small reverse-mode automatic differentiation engine over NumPy arrays.
+
+Read it in this order:
+
+1. :mod:`~scratchdgm.autodiff.function` -- what an op is (forward and backward side by side) and
+   how broadcasting is undone;
+2. :mod:`~scratchdgm.autodiff.tensor` -- the :class:`Tensor` and the backward pass
+   (reverse topological order, gradient accumulation);
+3. :mod:`~scratchdgm.autodiff.ops` -- every op's derivative;
+4. :mod:`~scratchdgm.autodiff.gradcheck` -- how we know the derivatives are right.
+"""
+
+from scratchdgm.autodiff.grad_mode import is_grad_enabled, no_grad
+from scratchdgm.autodiff.tensor import Tensor, tensor
+from scratchdgm.autodiff.function import Context, Function, unbroadcast
+from scratchdgm.autodiff.ops import (
+    binary_cross_entropy_with_logits,
+    concatenate,
+    log_sigmoid,
+    logsumexp,
+    stack,
+    where,
+)
+from scratchdgm.autodiff.gradcheck import GradcheckError, gradcheck
+
+__all__ = [
+    "Tensor", "tensor", "Function", "Context", "unbroadcast", "no_grad", "is_grad_enabled",
+    "concatenate", "stack", "where", "logsumexp", "log_sigmoid",
+    "binary_cross_entropy_with_logits", "gradcheck", "GradcheckError",
+]
