@@ -261,7 +261,11 @@ class Tensor:
                 # a leaf: accumulate (copy first, so later in-place updates never alias a seed)
                 node.grad = np.array(g, dtype=node.dtype) if node.grad is None else node.grad + g
                 continue
-            parent_grads = node._fn.backward(node._ctx, g)
+            try:
+                parent_grads = node._fn.backward(node._ctx, g)
+            except NotImplementedError as exc:
+                # name the op: a missing backward must never pass silently or anonymously
+                raise NotImplementedError(f"{node._fn.__name__}.backward: {exc}") from exc
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
             if len(parent_grads) != len(node._parents):
@@ -441,8 +445,14 @@ class Tensor:
         )
 
     def log_softmax(self, axis=-1):
-        r""":math:`x_i - \log\sum_j e^{x_j}` along ``axis``."""
-        return self - self.logsumexp(axis=axis, keepdims=True)
+        r""":math:`x_i - \log\sum_j e^{x_j}` along ``axis``.
+
+        Computed on :math:`x - \max x` (detached): log-softmax is unchanged by a shift, so the
+        gradient is the same, and the subtraction of two large nearly equal numbers
+        (float32 inputs near 1000) is avoided.
+        """
+        shifted = self - self.max(axis=axis, keepdims=True).detach()
+        return shifted - shifted.logsumexp(axis=axis, keepdims=True)
 
     def softmax(self, axis=-1):
         r""":math:`e^{x_i} / \sum_j e^{x_j}` along ``axis`` (computed as exp of log_softmax)."""
