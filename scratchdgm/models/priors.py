@@ -1,0 +1,211 @@
+r"""Priors :math:`p(z)` of deep latent variable models: the standard Gaussian, and a learnable
+Gaussian mixture trained with the rest of the model.
+
+Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Deep latent variable models: the role of the
+prior" (the isotropic Gaussian); ``001_6c8d427d4ea74748.txt``, "The role of the prior" (learnable
+mixtures of K Gaussians, :math:`p(z) = \sum_k \pi_k \mathcal N(z \mid \mu_k, \Sigma_k)`), and
+``000``, "More on this KL regulariser" ("One solution is to use a GMM prior": a multimodal prior
+makes the code space more discriminative).
+"""
+
+import math
+
+import numpy as np
+
+from scratchdgm import autodiff as _ad
+from scratchdgm.nn import Module, Parameter
+
+__all__ = ["StandardNormalPrior", "GaussianMixturePrior", "make_prior"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_dim(d, name="latent_dim"):
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {d!r}")
+    return int(d)
+
+
+def _as_tensor(z):
+    return z if isinstance(z, _ad.Tensor) else _ad.tensor(np.asarray(z))
+
+
+class StandardNormalPrior(Module):
+    r"""The isotropic Gaussian prior :math:`p(z) = \mathcal N(z \mid 0_d, I_d)` (no parameters).
+
+    Parameters
+    ----------
+    latent_dim : int
+        :math:`d \ge 1`.
+    dtype : {numpy.float64, numpy.float32}
+
+    Notes
+    -----
+    .. math::
+
+        \log p(z) = -\frac12 \lVert z \rVert^2 - \frac d2 \log 2\pi .
+
+    Because both :math:`q_\gamma(z \mid x)` and this prior are Gaussian, the KL regulariser of
+    the VAE bound has a closed form (:meth:`kl_from_diag_normal`).
+    """
+
+    has_analytic_kl = True
+    kind = "normal"
+
+    def __init__(self, latent_dim, dtype=np.float64):
+        super().__init__()
+        self.latent_dim = _check_dim(latent_dim)
+        self.dtype = np.dtype(dtype)
+
+    def log_prob(self, z):
+        r"""Log-density of ``z``.
+
+        Parameters
+        ----------
+        z : Tensor or ndarray, shape (..., d)
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """
+        z = _as_tensor(z)
+        return -0.5 * (z * z).sum(axis=-1) - 0.5 * self.latent_dim * _LOG_2PI
+
+    def sample(self, n, rng):
+        r"""Draw ``n`` codes, an ndarray of shape (n, d)."""
+        return rng.standard_normal((n, self.latent_dim)).astype(self.dtype, copy=False)
+
+    def kl_from_diag_normal(self, mu, log_sigma):
+        r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \| p)`,
+        shape (...) for inputs of shape (..., d); see
+        :func:`scratchdgm.models.bounds.kl_diag_normal_standard`."""
+        from scratchdgm.models.bounds import kl_diag_normal_standard
+
+        return kl_diag_normal_standard(mu, log_sigma)
+
+    def config(self):
+        return {"kind": self.kind}
+
+    def extra_repr(self):
+        return f"latent_dim={self.latent_dim}"
+
+
+class GaussianMixturePrior(Module):
+    r"""A learnable mixture of C diagonal Gaussians, :math:`p_\psi(z) = \sum_c \pi_c
+    \mathcal N(z \mid \mu_c, \mathrm{diag}\,\sigma_c^2)`, trained jointly with the decoder.
+
+    Parameters
+    ----------
+    latent_dim : int
+        :math:`d \ge 1`.
+    n_components : int
+        :math:`C \ge 1` mixture components.
+    rng : numpy.random.Generator
+        Initialises the component means (standard normal, so that the initial mixture covers
+        the region a standard-normal prior would).
+    dtype : {numpy.float64, numpy.float32}
+
+    Attributes
+    ----------
+    logits : Parameter, shape (C,)
+        Unnormalised log mixing weights, :math:`\pi = \mathrm{softmax}(\text{logits})`.
+    means : Parameter, shape (C, d)
+    log_sigma : Parameter, shape (C, d)
+        Log standard deviations of the components (initialised at 0).
+
+    Notes
+    -----
+    .. math::
+
+        \log p_\psi(z) = \operatorname{logsumexp}_c \Big( \log \pi_c - \frac12 \sum_j
+        \Big[ \Big(\frac{z_j - \mu_{cj}}{\sigma_{cj}}\Big)^2 + 2 \log \sigma_{cj} + \log 2\pi
+        \Big] \Big).
+
+    :math:`\mathrm{KL}(q \| p_\psi)` has no closed form, so a VAE with this prior uses the Monte
+    Carlo form of the bound.
+
+    References
+    ----------
+    Lecture ``001_6c8d427d4ea74748.txt``, "The role of the prior"; Dilokthanakul et al. (2016),
+    *Deep unsupervised clustering with Gaussian mixture VAEs*; Tomczak & Welling (2018), *VAE with
+    a VampPrior*, eq. 8 (the mixture prior inside the bound).
+    """
+
+    has_analytic_kl = False
+    kind = "gmm"
+
+    def __init__(self, latent_dim, n_components=10, *, rng, dtype=np.float64):
+        super().__init__()
+        self.latent_dim = _check_dim(latent_dim)
+        self.n_components = _check_dim(n_components, "n_components")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"GaussianMixturePrior: rng must be a numpy.random.Generator, "
+                            f"got {type(rng).__name__}")
+        self.dtype = np.dtype(dtype)
+        c, d = self.n_components, self.latent_dim
+        self.logits = Parameter(np.zeros(c, dtype=self.dtype))
+        self.means = Parameter(rng.standard_normal((c, d)).astype(self.dtype))
+        self.log_sigma = Parameter(np.zeros((c, d), dtype=self.dtype))
+
+    def log_prob(self, z):
+        r"""Log-density of ``z``.
+
+        Parameters
+        ----------
+        z : Tensor or ndarray, shape (..., d)
+
+        Returns
+        -------
+        Tensor, shape (...)
+        """
+        z = _as_tensor(z)
+        zc = z.reshape(*z.shape[:-1], 1, self.latent_dim)  # (..., 1, d) against (C, d)
+        u = (zc - self.means) * (-self.log_sigma).exp()
+        comp = -0.5 * (u * u).sum(axis=-1) - self.log_sigma.sum(axis=-1) \
+            - 0.5 * self.latent_dim * _LOG_2PI                       # (..., C)
+        return _ad.logsumexp(comp + self.logits.log_softmax(axis=-1), axis=-1)
+
+    def sample(self, n, rng):
+        r"""Draw ``n`` codes, an ndarray of shape (n, d): a component, then a Gaussian draw."""
+        logits = self.logits.data.astype(np.float64)
+        pi = np.exp(logits - logits.max())
+        pi /= pi.sum()
+        comp = rng.choice(self.n_components, size=n, p=pi)
+        eps = rng.standard_normal((n, self.latent_dim))
+        z = self.means.data[comp] + np.exp(self.log_sigma.data[comp]) * eps
+        return z.astype(self.dtype, copy=False)
+
+    def config(self):
+        return {"kind": self.kind, "n_components": self.n_components}
+
+    def extra_repr(self):
+        return f"latent_dim={self.latent_dim}, n_components={self.n_components}"
+
+
+def make_prior(spec, latent_dim, *, rng, dtype=np.float64):
+    r"""Build a prior from ``'normal'``, ``'gmm'``, ``'gmm:C'`` or a config dict (see
+    ``config()``)."""
+    if isinstance(spec, Module):
+        return spec
+    if isinstance(spec, dict):
+        kind = spec.get("kind")
+        if kind == "normal":
+            return StandardNormalPrior(latent_dim, dtype=dtype)
+        if kind == "gmm":
+            return GaussianMixturePrior(latent_dim, spec.get("n_components", 10), rng=rng,
+                                        dtype=dtype)
+        raise ValueError(f"unknown prior config {spec!r}; expected kind 'normal' or 'gmm'")
+    if isinstance(spec, str):
+        s = spec.lower()
+        if s in ("normal", "gaussian", "standard_normal"):
+            return StandardNormalPrior(latent_dim, dtype=dtype)
+        if s == "gmm" or s.startswith("gmm:"):
+            c = 10
+            if ":" in s:
+                try:
+                    c = int(s.split(":", 1)[1])
+                except ValueError:
+                    raise ValueError(f"prior {spec!r}: expected 'gmm:C' with an int C") from None
+            return GaussianMixturePrior(latent_dim, c, rng=rng, dtype=dtype)
+    raise ValueError(f"unknown prior {spec!r}; expected 'normal', 'gmm' or 'gmm:C' "
+                     f"(C mixture components)")

@@ -1,0 +1,168 @@
+"""Properties of scratchdgm.models.bounds: the IWAE bound, the two forms of the VAE bound, the
+closed-form Gaussian KLs (against Monte Carlo), and the chunked importance-sampled likelihood."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp as np_logsumexp
+
+import scratchdgm as sd
+from scratchdgm.models import bounds
+
+
+def _log_w(rng, k=7, b=5, scale=3.0):
+    return rng.normal(size=(k, b)) * scale
+
+
+def test_iwae_bound_is_log_mean_exp():
+    rng = np.random.default_rng(0)
+    lw = _log_w(rng)
+    got = bounds.iwae_bound(sd.tensor(lw)).data
+    np.testing.assert_allclose(got, np_logsumexp(lw, axis=0) - math.log(lw.shape[0]),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_iwae_bound_is_stable_for_huge_log_weights():
+    lw = np.array([[-1e4, 1e4], [-1e4 - 1.0, 1e4 + 2.0]])
+    got = bounds.iwae_bound(lw).data
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, np_logsumexp(lw, axis=0) - math.log(2), rtol=1e-12)
+
+
+def test_iwae_bound_k1_equals_monte_carlo_elbo():
+    lw = _log_w(np.random.default_rng(1), k=1)
+    np.testing.assert_allclose(bounds.iwae_bound(lw).data, bounds.elbo_monte_carlo(lw).data)
+
+
+def test_iwae_gradient_is_normalised_weights():
+    # Burda et al. (2016) eq. 14: d L_K / d log w_k = w_k / sum_j w_j
+    rng = np.random.default_rng(2)
+    lw = sd.tensor(_log_w(rng), requires_grad=True)
+    bounds.iwae_bound(lw).sum().backward()
+    w = np.exp(lw.data - lw.data.max(axis=0))
+    np.testing.assert_allclose(lw.grad, w / w.sum(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(lw.grad.sum(axis=0), 1.0, rtol=1e-12)
+
+
+def test_iwae_bound_gradcheck():
+    rng = np.random.default_rng(3)
+    assert sd.gradcheck(lambda t: bounds.iwae_bound(t), [_log_w(rng, 4, 3)])
+
+
+def test_bounds_reject_bad_log_weights():
+    with pytest.raises(ValueError, match=r"shape \(K, batch\)"):
+        bounds.iwae_bound(np.zeros(3))
+    with pytest.raises(ValueError, match="K = 0"):
+        bounds.elbo_monte_carlo(np.zeros((0, 3)))
+
+
+def test_iwae_bound_is_jensen_ordered():
+    # for every draw, log-mean-exp >= mean: L_K estimate >= the MC-ELBO of the same samples
+    lw = _log_w(np.random.default_rng(4), k=50, b=20)
+    assert np.all(bounds.iwae_bound(lw).data >= bounds.elbo_monte_carlo(lw).data - 1e-12)
+
+
+def test_kl_standard_matches_monte_carlo():
+    rng = np.random.default_rng(5)
+    mu, log_sigma = rng.normal(size=3), 0.5 * rng.normal(size=3)
+    kl = bounds.kl_diag_normal_standard(mu, log_sigma).item()
+    n = 400_000
+    z = mu + np.exp(log_sigma) * rng.standard_normal((n, 3))
+    log_q = np.sum(-0.5 * ((z - mu) / np.exp(log_sigma)) ** 2 - log_sigma, axis=1)
+    log_p = np.sum(-0.5 * z ** 2, axis=1)
+    d = log_q - log_p
+    assert abs(kl - d.mean()) < 5 * d.std() / math.sqrt(n)
+
+
+def test_kl_diag_equals_full_covariance_formula():
+    rng = np.random.default_rng(6)
+    mu0, mu1 = rng.normal(size=(2, 4, 3))
+    ls0, ls1 = 0.4 * rng.normal(size=(2, 4, 3))
+    diag = bounds.kl_diag_normals(mu0, ls0, mu1, ls1).data
+    cov0 = np.stack([np.diag(np.exp(2 * s)) for s in ls0])
+    cov1 = np.stack([np.diag(np.exp(2 * s)) for s in ls1])
+    full = bounds.kl_full_normals(mu0, cov0, mu1, cov1)
+    np.testing.assert_allclose(diag, full, rtol=1e-10)
+    std = bounds.kl_diag_normal_standard(mu0, ls0).data
+    np.testing.assert_allclose(std, bounds.kl_diag_normals(mu0, ls0, 0.0, 0.0).data, rtol=1e-12)
+
+
+def test_kl_full_matches_monte_carlo_and_is_zero_on_itself():
+    rng = np.random.default_rng(7)
+    p = 3
+    a0, a1 = rng.normal(size=(2, p, p))
+    cov0, cov1 = a0 @ a0.T + 0.5 * np.eye(p), a1 @ a1.T + 0.5 * np.eye(p)
+    mu0, mu1 = rng.normal(size=(2, p))
+    kl = float(bounds.kl_full_normals(mu0, cov0, mu1, cov1))
+    assert abs(float(bounds.kl_full_normals(mu0, cov0, mu0, cov0))) < 1e-12
+    from scipy.stats import multivariate_normal as mvn
+
+    n = 200_000
+    z = rng.multivariate_normal(mu0, cov0, size=n)
+    d = mvn(mu0, cov0).logpdf(z) - mvn(mu1, cov1).logpdf(z)
+    assert kl > 0
+    assert abs(kl - d.mean()) < 5 * d.std() / math.sqrt(n)
+
+
+def test_kl_full_rejects_bad_covariance():
+    with pytest.raises(ValueError, match="positive-definite"):
+        bounds.kl_full_normals(np.zeros(2), -np.eye(2), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="expected"):
+        bounds.kl_full_normals(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_kl_agrees_with_distributions_module():
+    distributions = pytest.importorskip("scratchdgm.distributions")
+    rng = np.random.default_rng(8)
+    mu, ls = rng.normal(size=(2, 5, 4))
+    q = distributions.DiagNormal(sd.tensor(mu), sd.tensor(ls))
+    p = distributions.DiagNormal(sd.tensor(np.zeros(4)), sd.tensor(np.zeros(4)))
+    theirs = distributions.kl_divergence(q, p)
+    theirs = theirs.data if hasattr(theirs, "data") else np.asarray(theirs)
+    np.testing.assert_allclose(bounds.kl_diag_normal_standard(mu, ls).data, theirs, rtol=1e-10)
+
+
+def test_chunked_log_likelihood_equals_one_shot():
+    rng = np.random.default_rng(9)
+    k, n = 1000, 7
+    table = rng.normal(size=(k, n)) * 4.0
+    calls = []
+
+    # feed chunks in order: a position counter per batch of points
+    pos = {}
+
+    def fn_ordered(idx, kc):
+        key = int(idx[0])
+        s = pos.get(key, 0)
+        pos[key] = s + kc
+        calls.append((len(idx), kc))
+        return table[s:s + kc][:, idx]
+
+    got = bounds.importance_sampled_log_likelihood(fn_ordered, n, k, chunk_size=300)
+    np.testing.assert_allclose(got, np_logsumexp(table, axis=0) - math.log(k), rtol=1e-12)
+    assert max(m * kc for m, kc in calls) <= 300
+
+
+def test_log_likelihood_exact_with_the_true_posterior_as_proposal():
+    # z ~ N(0,1), x | z ~ N(z, 1): p(x) = N(x; 0, 2) and p(z | x) = N(x/2, 1/2). With the true
+    # posterior as proposal every weight equals p(x): the estimate is exact for any K.
+    x = np.array([-2.0, 0.3, 1.7])
+    rng = np.random.default_rng(10)
+
+    def fn(idx, kc):
+        xi = x[idx]
+        z = xi / 2 + math.sqrt(0.5) * rng.standard_normal((kc, len(idx)))
+        log_px_z = -0.5 * (xi - z) ** 2 - 0.5 * math.log(2 * math.pi)
+        log_pz = -0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)
+        log_q = -(z - xi / 2) ** 2 - 0.5 * math.log(math.pi)
+        return log_px_z + log_pz - log_q
+
+    got = bounds.importance_sampled_log_likelihood(fn, 3, 500, chunk_size=200)
+    exact = -0.25 * x ** 2 - 0.5 * math.log(4 * math.pi)
+    np.testing.assert_allclose(got, exact, rtol=1e-10)
+
+
+def test_log_likelihood_rejects_bad_k():
+    with pytest.raises(ValueError, match="k"):
+        bounds.importance_sampled_log_likelihood(lambda i, k: None, 3, 0)
