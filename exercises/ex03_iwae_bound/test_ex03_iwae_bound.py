@@ -19,8 +19,7 @@ def reference_iwae(log_w):
 
 def test_checks_accept_the_library_solution():
     assert checks.check_iwae_bound(reference_iwae)
-    assert checks.check_gaussian_kl(lambda m0, c0, m1, c1: float(bounds.kl_full_normals(m0, c0,
-                                                                                      m1, c1)))
+    assert checks.check_gaussian_kl(checks.library_gaussian_kl)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -36,15 +35,15 @@ def test_checks_reject_wrong_iwae_bounds(wrong, hint):
 
 
 def _kl_no_minus_p(m0, c0, m1, c1):
-    return float(bounds.kl_full_normals(m0, c0, m1, c1)) + 0.5 * len(m0)
+    return checks.library_gaussian_kl(m0, c0, m1, c1) + 0.5 * len(m0)
 
 
 def _kl_swapped(m0, c0, m1, c1):
-    return float(bounds.kl_full_normals(m1, c1, m0, c0))
+    return checks.library_gaussian_kl(m1, c1, m0, c0)
 
 
 def _kl_logdet_flipped(m0, c0, m1, c1):
-    return (float(bounds.kl_full_normals(m0, c0, m1, c1)) - np.linalg.slogdet(c1)[1]
+    return (checks.library_gaussian_kl(m0, c0, m1, c1) - np.linalg.slogdet(c1)[1]
             + np.linalg.slogdet(c0)[1])
 
 

@@ -1,5 +1,5 @@
-r"""Variational bounds of deep latent variable models: the IWAE bound, the VAE bound (two forms),
-closed-form Gaussian KL divergences, and the importance-sampled log-likelihood estimate.
+r"""Variational bounds of deep latent variable models: the IWAE bound, the VAE bound (two forms)
+and the importance-sampled log-likelihood estimate.
 
 Algorithm: *importance-weighted variational inference* (Burda, Grosse & Salakhutdinov 2016). For
 a DLVM :math:`z \sim p(z)`, :math:`x \mid z \sim p_\theta(x \mid z)` with an amortised proposal
@@ -15,8 +15,8 @@ the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients
 evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
 
 Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, slides "Maximum likelihood for DLVM" (the
-bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL)
-and "More on this KL regulariser" (the closed-form Gaussian KL); ``001_6c8d427d4ea74748.txt``,
+bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
+the closed-form KL itself is :func:`scratchdgm.distributions.kl_divergence`); ``001_6c8d427d4ea74748.txt``,
 "Amortised variational inference".
 """
 
@@ -31,9 +31,6 @@ __all__ = [
     "iwae_bound",
     "elbo_monte_carlo",
     "elbo_analytic_kl",
-    "kl_diag_normal_standard",
-    "kl_diag_normals",
-    "kl_full_normals",
     "importance_sampled_log_likelihood",
 ]
 
@@ -173,7 +170,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
         :math:`\log p_\theta(x_i \mid z_{ik})` for :math:`z_{ik} \sim q_\gamma(z \mid x_i)`.
     kl : Tensor or ndarray, shape (batch,)
         :math:`\mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z))`, e.g. from
-        :func:`kl_diag_normal_standard`.
+        :func:`scratchdgm.distributions.kl_divergence`.
 
     Returns
     -------
@@ -198,119 +195,6 @@ def elbo_analytic_kl(log_px_given_z, kl):
     log_px_given_z = _as_tensor(log_px_given_z)
     _check_log_weights(log_px_given_z)
     return log_px_given_z.mean(axis=0) - _as_tensor(kl)
-
-
-def kl_diag_normal_standard(mu, log_sigma):
-    r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \,\|\,
-    \mathcal N(0, I_d))`.
-
-    Parameters
-    ----------
-    mu, log_sigma : Tensor or ndarray, shape (..., d)
-        Mean and *log standard deviation* of the diagonal Gaussian.
-
-    Returns
-    -------
-    Tensor, shape (...)
-
-    Notes
-    -----
-    .. math::
-
-        \mathrm{KL} = \frac12 \sum_{j=1}^d \left( \mu_j^2 + \sigma_j^2 - 1 - 2 \log \sigma_j
-        \right).
-
-    References
-    ----------
-    Kingma & Welling (2014), ICLR, Appendix B. Lecture ``000_dd8cf90fba7bcfac.txt``, "More on
-    this KL regulariser" (the full-covariance formula with :math:`\Sigma_1 = I`).
-    """
-    mu, log_sigma = _as_tensor(mu), _as_tensor(log_sigma)
-    return 0.5 * (mu * mu + (2.0 * log_sigma).exp() - 1.0 - 2.0 * log_sigma).sum(axis=-1)
-
-
-def kl_diag_normals(mu0, log_sigma0, mu1, log_sigma1):
-    r"""Closed-form KL between two diagonal Gaussians, summed over the last axis.
-
-    Parameters
-    ----------
-    mu0, log_sigma0 : Tensor or ndarray, shape (..., d)
-        The first argument :math:`q = \mathcal N(\mu_0, \mathrm{diag}\,\sigma_0^2)`.
-    mu1, log_sigma1 : Tensor or ndarray, broadcastable to shape (..., d)
-        The second argument :math:`p = \mathcal N(\mu_1, \mathrm{diag}\,\sigma_1^2)`.
-
-    Returns
-    -------
-    Tensor, shape (...)
-
-    Notes
-    -----
-    .. math::
-
-        \mathrm{KL}(q \,\|\, p) = \sum_j \left( \log \frac{\sigma_{1j}}{\sigma_{0j}}
-        + \frac{\sigma_{0j}^2 + (\mu_{0j} - \mu_{1j})^2}{2 \sigma_{1j}^2} - \frac12 \right).
-
-    The diagonal case of :func:`kl_full_normals` (lecture ``000_dd8cf90fba7bcfac.txt``, "More on
-    this KL regulariser").
-    """
-    mu0, ls0, mu1, ls1 = (_as_tensor(a) for a in (mu0, log_sigma0, mu1, log_sigma1))
-    ratio = (2.0 * (ls0 - ls1)).exp()
-    diff = (mu0 - mu1) * (-ls1).exp()
-    return (ls1 - ls0 + 0.5 * (ratio + diff * diff) - 0.5).sum(axis=-1)
-
-
-def kl_full_normals(mu0, cov0, mu1, cov1):
-    r"""Closed-form KL between two full-covariance Gaussians (NumPy; batched over leading axes).
-
-    Parameters
-    ----------
-    mu0 : ndarray, shape (..., p)
-    cov0 : ndarray, shape (..., p, p)
-        Mean and covariance of :math:`\mathcal N(\mu_0, \Sigma_0)` (symmetric positive definite).
-    mu1 : ndarray, shape (..., p)
-    cov1 : ndarray, shape (..., p, p)
-        Mean and covariance of :math:`\mathcal N(\mu_1, \Sigma_1)`.
-
-    Returns
-    -------
-    ndarray, shape (...)
-
-    Notes
-    -----
-    The lecture's formula, evaluated through Cholesky factors :math:`\Sigma = L L^\top` (no
-    explicit inverse; log-determinants as :math:`2 \sum \log L_{jj}`):
-
-    .. math::
-
-        \mathrm{KL}(\mathcal N(\mu_0, \Sigma_0) \,\|\, \mathcal N(\mu_1, \Sigma_1)) = \frac12
-        \left( \mathrm{tr}(\Sigma_1^{-1} \Sigma_0) + (\mu_1 - \mu_0)^\top \Sigma_1^{-1}
-        (\mu_1 - \mu_0) + \log \frac{\det \Sigma_1}{\det \Sigma_0} - p \right).
-
-    References
-    ----------
-    Lecture ``000_dd8cf90fba7bcfac.txt``, "More on this KL regulariser".
-    """
-    mu0, cov0, mu1, cov1 = (np.asarray(a, dtype=np.result_type(a, np.float64))
-                            for a in (mu0, cov0, mu1, cov1))
-    p = mu0.shape[-1]
-    for name, c in (("cov0", cov0), ("cov1", cov1)):
-        if c.shape[-2:] != (p, p):
-            raise ValueError(f"{name} has shape {c.shape}; expected (..., {p}, {p}) to match a "
-                             f"mean of dimension p = {p}")
-    try:
-        l0 = np.linalg.cholesky(cov0)
-        l1 = np.linalg.cholesky(cov1)
-    except np.linalg.LinAlgError:
-        raise ValueError("kl_full_normals needs symmetric positive-definite covariances; "
-                         "Cholesky factorisation failed") from None
-    # Sigma_1^{-1} Sigma_0 = L1^{-T} L1^{-1} L0 L0^T: tr = ||L1^{-1} L0||_F^2
-    a = np.linalg.solve(l1, l0)
-    trace = np.sum(a * a, axis=(-2, -1))
-    b = np.linalg.solve(l1, (mu1 - mu0)[..., None])[..., 0]
-    maha = np.sum(b * b, axis=-1)
-    logdet0 = 2.0 * np.sum(np.log(np.diagonal(l0, axis1=-2, axis2=-1)), axis=-1)
-    logdet1 = 2.0 * np.sum(np.log(np.diagonal(l1, axis1=-2, axis2=-1)), axis=-1)
-    return 0.5 * (trace + maha + logdet1 - logdet0 - p)
 
 
 def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):

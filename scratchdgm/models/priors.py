@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from scratchdgm import autodiff as _ad
+from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
 from scratchdgm.nn import Module, Parameter
 
 __all__ = ["StandardNormalPrior", "GaussianMixturePrior", "make_prior"]
@@ -76,12 +77,11 @@ class StandardNormalPrior(Module):
         return rng.standard_normal((n, self.latent_dim)).astype(self.dtype, copy=False)
 
     def kl_from_diag_normal(self, mu, log_sigma):
-        r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \| p)`,
-        shape (...) for inputs of shape (..., d); see
-        :func:`scratchdgm.models.bounds.kl_diag_normal_standard`."""
-        from scratchdgm.models.bounds import kl_diag_normal_standard
-
-        return kl_diag_normal_standard(mu, log_sigma)
+        r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \| \mathcal N(0, I_d))
+        = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - 1) - \log\sigma_j`, shape (...) for inputs of
+        shape (..., d) (lecture 000, "More on this KL regulariser"); computed by
+        :func:`scratchdgm.distributions.kl_divergence`."""
+        return kl_divergence(DiagNormal(mu, log_sigma), StandardNormal(self.latent_dim, self.dtype))
 
     def config(self):
         return {"kind": self.kind}
