@@ -8,27 +8,18 @@ mixtures of K Gaussians, :math:`p(z) = \sum_k \pi_k \mathcal N(z \mid \mu_k, \Si
 makes the code space more discriminative).
 """
 
-import math
-
 import numpy as np
 
-from scratchdgm import autodiff as _ad
-from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
+from scratchdgm.distributions import DiagNormal, GaussianMixture, StandardNormal, kl_divergence
 from scratchdgm.nn import Module, Parameter
 
 __all__ = ["StandardNormalPrior", "GaussianMixturePrior", "make_prior"]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_dim(d, name="latent_dim"):
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"{name} must be an int >= 1, got {d!r}")
     return int(d)
-
-
-def _as_tensor(z):
-    return z if isinstance(z, _ad.Tensor) else _ad.tensor(np.asarray(z))
 
 
 class StandardNormalPrior(Module):
@@ -58,30 +49,24 @@ class StandardNormalPrior(Module):
         self.latent_dim = _check_dim(latent_dim)
         self.dtype = np.dtype(dtype)
 
+    def distribution(self):
+        """The prior as a :class:`~scratchdgm.distributions.StandardNormal`."""
+        return StandardNormal(self.latent_dim, self.dtype)
+
     def log_prob(self, z):
-        r"""Log-density of ``z``.
-
-        Parameters
-        ----------
-        z : Tensor or ndarray, shape (..., d)
-
-        Returns
-        -------
-        Tensor, shape (...)
-        """
-        z = _as_tensor(z)
-        return -0.5 * (z * z).sum(axis=-1) - 0.5 * self.latent_dim * _LOG_2PI
+        r""":math:`\log p(z)` for ``z`` of shape (..., d) (Tensor or ndarray); returns shape (...)."""
+        return self.distribution().log_prob(z)
 
     def sample(self, n, rng):
         r"""Draw ``n`` codes, an ndarray of shape (n, d)."""
-        return rng.standard_normal((n, self.latent_dim)).astype(self.dtype, copy=False)
+        return self.distribution().sample(rng, (n,))
 
     def kl_from_diag_normal(self, mu, log_sigma):
         r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \mathrm{diag}\,\sigma^2) \| \mathcal N(0, I_d))
         = \tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - 1) - \log\sigma_j`, shape (...) for inputs of
         shape (..., d) (lecture 000, "More on this KL regulariser"); computed by
         :func:`scratchdgm.distributions.kl_divergence`."""
-        return kl_divergence(DiagNormal(mu, log_sigma), StandardNormal(self.latent_dim, self.dtype))
+        return kl_divergence(DiagNormal(mu, log_sigma), self.distribution())
 
     def config(self):
         return {"kind": self.kind}
@@ -147,33 +132,18 @@ class GaussianMixturePrior(Module):
         self.means = Parameter(rng.standard_normal((c, d)).astype(self.dtype))
         self.log_sigma = Parameter(np.zeros((c, d), dtype=self.dtype))
 
+    def distribution(self):
+        """The prior as a :class:`~scratchdgm.distributions.GaussianMixture` over the current
+        parameters (gradients flow back to them)."""
+        return GaussianMixture(self.logits, self.means, self.log_sigma)
+
     def log_prob(self, z):
-        r"""Log-density of ``z``.
-
-        Parameters
-        ----------
-        z : Tensor or ndarray, shape (..., d)
-
-        Returns
-        -------
-        Tensor, shape (...)
-        """
-        z = _as_tensor(z)
-        zc = z.reshape(*z.shape[:-1], 1, self.latent_dim)  # (..., 1, d) against (C, d)
-        u = (zc - self.means) * (-self.log_sigma).exp()
-        comp = -0.5 * (u * u).sum(axis=-1) - self.log_sigma.sum(axis=-1) \
-            - 0.5 * self.latent_dim * _LOG_2PI                       # (..., C)
-        return _ad.logsumexp(comp + self.logits.log_softmax(axis=-1), axis=-1)
+        r""":math:`\log p_\psi(z)` for ``z`` of shape (..., d) (Tensor or ndarray); returns shape (...)."""
+        return self.distribution().log_prob(z)
 
     def sample(self, n, rng):
         r"""Draw ``n`` codes, an ndarray of shape (n, d): a component, then a Gaussian draw."""
-        logits = self.logits.data.astype(np.float64)
-        pi = np.exp(logits - logits.max())
-        pi /= pi.sum()
-        comp = rng.choice(self.n_components, size=n, p=pi)
-        eps = rng.standard_normal((n, self.latent_dim))
-        z = self.means.data[comp] + np.exp(self.log_sigma.data[comp]) * eps
-        return z.astype(self.dtype, copy=False)
+        return self.distribution().sample(rng, (n,))
 
     def config(self):
         return {"kind": self.kind, "n_components": self.n_components}
