@@ -331,6 +331,15 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"] = np.zeros_like(data)
         else:
             v = state["exp_avg_sq"]
+        # Compiled backends do the update below in one fused pass (kernels' adam_update, the
+        # same arithmetic); the NumPy backend runs it literally, here.
+        from scratchdgm.backend import get_backend, get_kernels
+
+        if (get_backend() != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
+                and v.flags.c_contiguous):
+            get_kernels().adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
+                                      self.eps, t, 0.0)
+            return
         m *= self.beta1
         m += (1.0 - self.beta1) * grad
         v *= self.beta2

@@ -21,7 +21,6 @@ import numbers
 
 import numpy as np
 
-from scratchdgm.autodiff import grad_mode
 from scratchdgm.autodiff import ops as _ops
 
 #: dtypes a Tensor may hold; integers and booleans are converted to the default float64

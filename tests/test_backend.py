@@ -1,0 +1,117 @@
+r"""The backend switch (:mod:`scratchdgm.backend`): names, precedence, laziness, errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import scratchdgm as sd
+from scratchdgm import backend
+from scratchdgm.autodiff import fused
+
+
+@pytest.fixture(autouse=True)
+def _restore_default():
+    previous = backend.get_backend()
+    yield
+    backend.set_backend(previous)
+
+
+def test_set_get_and_context_manager():
+    sd.set_backend("numpy")
+    assert sd.get_backend() == "numpy"
+    with sd.use_backend("numba") as name:
+        assert name == "numba" and sd.get_backend() == "numba"
+        with sd.use_backend("numpy"):
+            assert sd.get_backend() == "numpy"
+        assert sd.get_backend() == "numba"
+    assert sd.get_backend() == "numpy"
+    assert sd.set_backend("auto") == "numpy"  # returns the previous default
+    # numba is installed here; with its JIT off, auto prefers the (faster) NumPy reference
+    assert sd.get_backend() == ("numpy" if backend._numba_jit_disabled() else "numba")
+
+
+def test_get_kernels_gives_the_kernel_module():
+    from scratchdgm.kernels import KERNEL_NAMES, cpu, reference
+
+    assert backend.get_kernels("numpy") is reference
+    assert backend.get_kernels("numba") is cpu
+    with sd.use_backend("numpy"):
+        assert backend.get_kernels() is reference
+    for module in (reference, cpu):
+        for name in KERNEL_NAMES:
+            assert callable(getattr(module, name)), name
+
+
+def test_explicit_backend_argument_wins(monkeypatch):
+    calls = []
+    from scratchdgm.kernels import reference
+
+    real = reference.logsumexp
+    monkeypatch.setattr(reference, "logsumexp", lambda a: calls.append(1) or real(a))
+    sd.set_backend("numba")
+    fused.iw_logsumexp(np.zeros((2, 3)), backend="numpy")
+    assert calls == [1]
+    fused.iw_logsumexp(np.zeros((2, 3)))
+    assert calls == [1]  # the numba default did not call the reference
+
+
+@pytest.mark.parametrize("bad, exc", [("tpu", ValueError), (3, TypeError), ("", ValueError)])
+def test_bad_names_are_refused(bad, exc):
+    with pytest.raises(exc, match="backend"):
+        sd.set_backend(bad)
+
+
+def test_cuda_without_a_device_is_a_clear_error():
+    pytest.importorskip("numba")
+    if "cuda" in backend.available_backends():
+        pytest.skip("a CUDA device (or the simulator) is present")
+    with pytest.raises(RuntimeError, match="CUDA device"):
+        sd.set_backend("cuda")
+    assert "cuda" != backend.resolve_backend("auto")  # auto never picks cuda
+
+
+def _run(code, **env):
+    full = dict(os.environ)
+    full.pop("SCRATCHDGM_BACKEND", None)
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_environment_variable_is_read_lazily():
+    code = ("import os, scratchdgm as sd; os.environ['SCRATCHDGM_BACKEND'] = 'numpy'; "
+            "print(sd.get_backend())")
+    res = _run(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "numpy"
+    res = _run("import scratchdgm as sd; print(sd.get_backend())", SCRATCHDGM_BACKEND="NumPy")
+    assert res.stdout.strip() == "numpy"
+
+
+def test_bad_environment_variable_names_the_variable():
+    res = _run("import scratchdgm as sd; sd.get_backend()", SCRATCHDGM_BACKEND="gpu")
+    assert res.returncode != 0
+    assert "SCRATCHDGM_BACKEND" in res.stderr and "expected one of" in res.stderr
+
+
+def test_import_does_not_import_numba():
+    res = _run("import sys, scratchdgm as sd; sd.get_backend(); sd.set_backend('numpy'); "
+               "from scratchdgm.autodiff import fused; "
+               "fused.iw_logsumexp(__import__('numpy').zeros((2, 2))); "
+               "print('numba' in sys.modules)")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"
+
+
+def test_auto_avoids_numba_when_its_jit_is_disabled():
+    code = "import scratchdgm as sd; print(sd.get_backend())"
+    on = _run(code, NUMBA_DISABLE_JIT="0")
+    off = _run(code, NUMBA_DISABLE_JIT="1")
+    assert on.stdout.strip() == "numba", on.stderr
+    assert off.stdout.strip() == "numpy", off.stderr
+    # asked for explicitly, numba still runs (as plain Python: what a debugger needs)
+    explicit = _run(code, NUMBA_DISABLE_JIT="1", SCRATCHDGM_BACKEND="numba")
+    assert explicit.stdout.strip() == "numba", explicit.stderr
