@@ -39,6 +39,7 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.autodiff import Function, Tensor
+from scratchdgm.autodiff import fused as _fused
 
 __all__ = [
     "Distribution",
@@ -251,10 +252,22 @@ class DiagNormal(Distribution):
         Returns
         -------
         Tensor, shape: the broadcast shape without its last axis
+
+        Notes
+        -----
+        .. math::
+
+            \log \mathcal N(x \mid \mu, \operatorname{diag}\sigma^2)
+            = \sum_j -\tfrac12 \Big(\frac{x_j - \mu_j}{\sigma_j}\Big)^2 - \log\sigma_j
+              - \tfrac12 \log 2\pi,
+
+        computed in one pass by the fused op
+        :func:`scratchdgm.autodiff.fused.diag_gaussian_log_prob` on the current backend (its
+        NumPy reference, :func:`scratchdgm.kernels.reference.diag_gaussian_log_prob`, is this
+        formula line by line).
         """
         x = self._value(x)
-        r = (x - self.mu) * (-self.log_sigma).exp()
-        return (-0.5 * (r * r) - self.log_sigma - 0.5 * _LOG_2PI).sum(axis=-1)
+        return _fused.diag_gaussian_log_prob(x, self.mu, self.log_sigma)
 
     def rsample(self, rng, sample_shape=()):
         r"""Reparametrised sample :math:`\mu + e^{\log\sigma} \odot \epsilon` (differentiable).
@@ -320,7 +333,7 @@ class StandardNormal(DiagNormal):
         r""":math:`\log \mathcal N(z \mid 0, I_d)` for ``z`` of shape ``(..., d)``; returns
         shape ``(...)``."""
         z = self._value(z, "z")
-        return -0.5 * (z * z).sum(axis=-1) - 0.5 * self.d * _LOG_2PI
+        return _fused.diag_gaussian_log_prob(z, 0.0, 0.0)
 
     def __repr__(self):
         return f"StandardNormal(d={self.d}, dtype={self.dtype})"

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from scratchdgm import autodiff as _ad
+from scratchdgm.autodiff import fused as _fused
 
 __all__ = [
     "log_mean_exp",
@@ -33,16 +34,6 @@ __all__ = [
     "elbo_analytic_kl",
     "importance_sampled_log_likelihood",
 ]
-
-
-def _fused():
-    # The kernels engineer's backend-dispatching ops; absent in a partial checkout, in which case
-    # the plain Tensor forms below compute the same thing (tests hold the two together).
-    try:
-        from scratchdgm.autodiff import fused
-    except ImportError:  # pragma: no cover - fused ops are part of the package
-        return None
-    return fused
 
 
 def _as_tensor(x):
@@ -122,11 +113,9 @@ def iwae_bound(log_w):
     """
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
-    fused = _fused()
-    if fused is not None and hasattr(fused, "iw_logsumexp"):
-        # the fused op is the plain logsumexp over axis 0 (kernels: one pass, stable)
-        return fused.iw_logsumexp(log_w) - math.log(log_w.shape[0])
-    return log_mean_exp(log_w, axis=0)
+    # log_mean_exp(log_w, axis=0) in one fused, stable pass on the current backend (its NumPy
+    # reference is scratchdgm.kernels.reference.logsumexp; tests hold the two together)
+    return _fused.iw_logsumexp(log_w) - math.log(log_w.shape[0])
 
 
 def elbo_monte_carlo(log_w):

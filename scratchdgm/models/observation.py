@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from scratchdgm import autodiff as _ad
+from scratchdgm.autodiff import fused as _fused
 from scratchdgm.nn import Module, Parameter
 
 __all__ = [
@@ -27,14 +28,6 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _fused():
-    try:
-        from scratchdgm.autodiff import fused
-    except ImportError:  # pragma: no cover
-        return None
-    return fused
 
 
 def _as_tensor(x):
@@ -123,9 +116,8 @@ class BernoulliObservation(_Observation):
         Tensor, shape (K, B)
         """
         eta = _as_tensor(eta)
-        fused = _fused()
-        if fused is not None and hasattr(fused, "bernoulli_log_prob") and eta.ndim == 3:
-            return fused.bernoulli_log_prob(eta, np.asarray(x, dtype=eta.dtype))
+        if eta.ndim == 3:  # (K, B, p) against (B, p): the fused kernel's layout
+            return _fused.bernoulli_log_prob(eta, np.asarray(x, dtype=eta.dtype))
         return self.log_prob_plain(x, eta)
 
     def log_prob_plain(self, x, eta):
