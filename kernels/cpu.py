@@ -19,8 +19,12 @@ module for the mathematics); this one makes them fast:
   into a single Numba pass over the output.
 
 Compilation is lazy: nothing compiles at import; each kernel compiles for float32 or float64 on
-its first call with such arrays (about a second each). Set ``SCRATCHDGM_NUMBA_CACHE=1`` to keep
-the compiled code on disk (Numba's ``cache=True``) across processes.
+its first call with such arrays. Measured: the first IWAE training step in a fresh process takes
+about 8 s (all kernels of one dtype), the test suite spends about 19 s compiling (the conftest
+prints the figure). Set ``SCRATCHDGM_NUMBA_CACHE=1`` to keep the compiled code on disk (Numba's
+``cache=True``) across processes: the first step then takes 0.25 s. It is off by default
+because Numba checks only this file's timestamp: after editing ``_vmath.py`` or
+``reference.py`` a stale cache would keep running the old code (delete ``kernels/__pycache__``).
 ``NUMBA_DISABLE_JIT=1`` runs the same kernels as plain Python (slow, but steppable in a
 debugger).
 
@@ -554,21 +558,29 @@ def linear(x, W, b, activation=None):
 
     Notes
     -----
-    Design (measured, ``scratchdgm bench linear``-style timings in the kernels' report): the
-    K x B samples are flattened into **one GEMM** of (K B) x n by n x m, done by the BLAS
-    NumPy links (OpenBLAS: ~140 GFLOP/s float32 on one core here), followed by **one fused
-    Numba pass** over the output that adds the bias and applies the activation in place
-    (vectorised tanh/sigmoid of :mod:`scratchdgm.kernels._vmath`). The fully fused
-    alternative -- a Numba matrix product that applies bias and activation as it writes each
-    output -- reaches only a fraction of the BLAS rate (no register blocking or packing), so
-    it is slower at every layer size of the course's models although it saves one pass over
-    the output; see the module ``scratchdgm.bench`` (``linear`` table) for the figures.
+    Design, measured with ``scratchdgm bench linear`` (one thread, median of 30; the decoder's
+    layers at K = 50, batch 20): the K x B samples are flattened into **one GEMM** of (K B) x n
+    by n x m, done by the BLAS NumPy links (OpenBLAS: 120-150 GFLOP/s float32, 57-71 float64
+    on one core here), followed by **one Numba pass** over the output that adds the bias and
+    applies the activation in place (the vectorised functions of
+    :mod:`scratchdgm.kernels._vmath`). The fully fused alternative -- a Numba matrix product
+    that applies bias and activation as it writes each output -- reaches only 31-39 GFLOP/s
+    (no register blocking or packing), so it is 2-3.5x slower at every layer size of the
+    course's models although it saves one pass over the output. Against NumPy's separate
+    passes (GEMM, ``+ b``, ``np.tanh``) the fused pass wins in float64 (1000x200 @ 200x784:
+    5.76 ms against 6.56 ms) but loses in float32 (2.74 against 2.53 ms): NumPy's float32
+    tanh is a SIMD routine faster than ours, so for float32 tanh this function adds the bias
+    and calls ``np.tanh`` in place instead.
     """
     x, W, b = _check_linear(x, W, b, activation)
     n, m = W.shape
     y = np.matmul(x.reshape(-1, n), W.astype(x.dtype, copy=False))
     code = _ACT_CODE[activation]
-    if b is not None or code:
+    if activation == "tanh" and y.dtype == np.float32:
+        if b is not None:
+            y += b
+        np.tanh(y, out=y)  # measured faster than the fused pass in float32 (docstring)
+    elif b is not None or code:
         _bias_act_kernel(y, b if b is not None else y[0], b is not None, code,
                          y.dtype.type(1))
     return y.reshape(x.shape[:-1] + (m,))

@@ -293,7 +293,12 @@ def _run_iwae_step(args):
             runners["torch-ftz"] = _with_ftz(torch_mod, _torch_step(
                 k, args.batch, args.dtype, init_from=runners[backends[0]].model)[0])
         times = {name: [] for name in runners}
-        for fn in runners.values():
+        first = {}
+        for name, fn in runners.items():
+            # the first step of a backend includes its kernels' compilation (lazy, per dtype)
+            t0 = time.perf_counter()
+            fn()
+            first[name] = time.perf_counter() - t0
             for _ in range(args.warmup):
                 fn()
         for _ in range(rounds):
@@ -305,7 +310,8 @@ def _run_iwae_step(args):
         med = {name: statistics.median(t[:args.steps]) for name, t in times.items()}
         for b in backends:
             row = {"k": k, "batch": args.batch, "threads": args.threads, "dtype": args.dtype,
-                   "backend": b, "step_seconds": med[b], "steps": len(times[b][:args.steps])}
+                   "backend": b, "step_seconds": med[b], "steps": len(times[b][:args.steps]),
+                   "first_step_seconds": first[b]}
             if "torch" in med:
                 row["torch_step_seconds"] = med["torch"]
                 row["ratio_to_torch"] = med[b] / med["torch"]
@@ -319,18 +325,21 @@ def _run_iwae_step(args):
         return 0
     print(f"IWAE step 784-200-200-50, batch {args.batch}, {args.dtype}, {args.threads} "
           f"thread(s), median of {args.steps} steps (interleaved with the peer)")
-    headers = ["K", "backend", "step ms"]
+    headers = ["K", "backend", "step ms", "1st step s"]
     if torch_mod is not None:
         headers += ["torch ms", "ours / torch", "torch FTZ ms", "ours / torch FTZ"]
     table = []
     for r in rows:
-        line = [r["k"], r["backend"], f"{1e3 * r['step_seconds']:.2f}"]
+        line = [r["k"], r["backend"], f"{1e3 * r['step_seconds']:.2f}",
+                f"{r['first_step_seconds']:.2f}"]
         if "torch_step_seconds" in r:
             line += [f"{1e3 * r['torch_step_seconds']:.2f}", f"{r['ratio_to_torch']:.2f}",
                      f"{1e3 * r['torch_ftz_step_seconds']:.2f}",
                      f"{r['ratio_to_torch_ftz']:.2f}"]
         table.append(line)
     print(_table(headers, table))
+    print("(1st step: the first step of a fresh model; for numba in a fresh process it includes "
+          "compiling the kernels)")
     return 0
 
 
@@ -367,7 +376,7 @@ def _run_linear(args):
         return 0
     print(f"linear + bias + tanh, {args.dtype}, {args.threads} thread(s), median of "
           f"{args.repeats}")
-    print(_table(["shape", "BLAS GEMM + fused pass ms", "Numba fused matmul ms",
+    print(_table(["shape", "cpu.linear (GEMM + pass) ms", "Numba fused matmul ms",
                   "NumPy (3 passes) ms", "GEMM alone ms", "GEMM GFLOP/s",
                   "Numba matmul GFLOP/s"],
                  [(r["shape"], f"{r['blas_fused_ms']:.3f}", f"{r['numba_matmul_fused_ms']:.3f}",

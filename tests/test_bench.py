@@ -1,0 +1,50 @@
+"""`scratchdgm bench`: the benchmarks run and report what they promise (no timing is asserted).
+
+Speed is measured by the benchmarks themselves, not by tests; these only check that each
+subcommand runs end to end on small settings and that its JSON carries the documented fields.
+"""
+
+import json
+
+import pytest
+
+from scratchdgm.cli import main
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_iwae_step_json_has_the_median_step_time(capsys):
+    out = _json(capsys, ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
+                         "--warmup", "0", "--no-torch", "--json"])
+    assert out["k"] == 2 and out["backend"] == "numpy" and out["dtype"] == "float32"
+    assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
+
+
+def test_iwae_step_table_for_several_backends(capsys):
+    assert main(["bench", "iwae-step", "--k", "1", "--backend", "numpy", "numba", "--steps", "2",
+                 "--warmup", "0", "--no-torch", "--dtype", "float64"]) == 0
+    text = capsys.readouterr().out
+    assert "float64" in text and "numba" in text and "numpy" in text
+
+
+@pytest.mark.slow
+def test_logsumexp_json_reports_bandwidth_and_scipy_ratio(capsys):
+    out = _json(capsys, ["bench", "logsumexp", "--repeats", "1", "--json"])
+    assert [(r["K"], r["B"]) for r in out["results"]] == [(50, 200_000), (5000, 2000)]
+    for r in out["results"]:
+        assert r["numba_gbs"] > 0 and r["read_bandwidth_gbs"] > 0 and r["x_scipy"] > 0
+        assert r["max_abs_diff_vs_scipy"] < 1e-10  # the kernel computes the same thing
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--k", "0"], "--k"),
+    (["--threads", "0"], "--threads"),
+    (["--backend", "tpu"], "backend"),
+])
+def test_bad_arguments_are_clear_errors(argv, match, capsys):
+    assert main(["bench", "iwae-step", "--no-torch", "--steps", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "scratchdgm bench: error:" in err and match in err
