@@ -597,10 +597,12 @@ class VAE(Module):
         :func:`scratchdgm.models.training.fit` for every argument. Returns ``self``."""
         from scratchdgm.models.training import fit
 
-        fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
-            binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
-            random_state=random_state, val_k=val_k, callback=callback,
-            blas_threads=blas_threads)
+        # the whole loop on this model's backend, so that the optimiser's update follows it too
+        with self._backend_ctx():
+            fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
+                binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
+                random_state=random_state, val_k=val_k, callback=callback,
+                blas_threads=blas_threads)
         return self
 
     def extra_repr(self):
