@@ -7,7 +7,8 @@ r"""``scratchdgm demo``: the course from shallow to deep in one run.
 3. deep latent-variable models: a VAE and an IWAE trained on the digits and evaluated with the
    importance-sampled log-likelihood (:mod:`scratchdgm.experiments.deep_demo`).
 
-Each part writes its figures into ``--out`` and prints a short results table.
+Each part writes its figures into ``--out`` and prints a short results table; the tables are
+also written to ``--out``/results.txt.
 """
 
 import pathlib
@@ -35,11 +36,19 @@ def run(args):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    report = []
     for title, module_name in PARTS:
         print(f"\n{title}\n{'=' * len(title)}", flush=True)
         part_dir = out / module_name.rsplit(".", 1)[-1].replace("_demo", "")
         part_dir.mkdir(exist_ok=True)
         text = import_module(module_name).run(part_dir, quick=args.quick)
         print(text.rstrip(), flush=True)
-    print(f"\nDone in {time.perf_counter() - start:.0f} s. Figures and results are in {out.resolve()}/")
+        report.append(f"{title}\n{'=' * len(title)}\n{text.rstrip()}\n")
+    # the printed tables, kept beside the figures (temporary file + rename: never half written)
+    results = out / "results.txt"
+    tmp = results.with_name(results.name + ".tmp")
+    tmp.write_text("\n".join(report))
+    tmp.replace(results)
+    print(f"\nDone in {time.perf_counter() - start:.0f} s. Figures and the results tables "
+          f"({results.name}) are in {out.resolve()}/")
     return 0
