@@ -3,13 +3,18 @@ r"""Numba CPU kernels for the hot paths of the IWAE objective (backend ``'numba'
 Same functions, signatures and semantics as :mod:`scratchdgm.kernels.reference` (read that
 module for the mathematics); this one makes them fast:
 
-* **log-sum-exp over K** -- one read of the array from memory: rows are processed in tiles
-  (see ``_lse_tiles``) whose maximum is computed first, streaming from memory, while the
-  exponentials of the previous tile are summed from the cache; the running sum is rescaled by
-  :math:`e^{m_{old} - m_{new}}` when the maximum grows (the "online" log-sum-exp, Milakov &
-  Gimelshein 2018). The exponentials are the vectorised ones of
-  :mod:`scratchdgm.kernels._vmath`. Column blocks are independent and run in parallel
-  (``prange``).
+* **log-sum-exp over K** -- one read of the array from memory, at about 60% of one core's read
+  bandwidth (``scratchdgm bench logsumexp``). Each column is shifted by its *first* entry
+  instead of its maximum: then no pass is needed to find the maximum first, and the sum
+  :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its first term is 1) keeps full relative
+  precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents are clamped at :data:`LSE_MAX_RISE` so nothing
+  overflows; a column where the clamp acted (its maximum rose more than that above its first
+  entry), or whose first entry is not finite, or that holds a NaN, is redone exactly by the
+  reference's two passes -- rare in an IWAE, where log-weights of one point are within a few
+  hundred nats of each other. The pass goes down the rows in column blocks of 1 KiB with
+  software prefetch (:mod:`scratchdgm.kernels._prefetch`) a few rows ahead, and its
+  exponentials are the vectorised ones of :mod:`scratchdgm.kernels._vmath`; columns are
+  split between threads (``prange``).
 * **Bernoulli log-likelihood** -- one pass computing ``x*l - softplus(l)`` and, when a gradient
   is wanted, ``x - sigmoid(l)`` from the same exponential.
 * **diagonal Gaussian** -- one pass; broadcast axes of mu / log_sigma are read with zero stride
@@ -23,18 +28,18 @@ its first call with such arrays. Measured: the first IWAE training step in a fre
 about 8 s (all kernels of one dtype), the test suite spends about 19 s compiling (the conftest
 prints the figure). Set ``SCRATCHDGM_NUMBA_CACHE=1`` to keep the compiled code on disk (Numba's
 ``cache=True``) across processes: the first step then takes 0.25 s. It is off by default
-because Numba checks only this file's timestamp: after editing ``_vmath.py`` or
-``reference.py`` a stale cache would keep running the old code (delete ``kernels/__pycache__``).
+because Numba checks only this file's timestamp: after editing ``_vmath.py``,
+``_prefetch.py`` or ``reference.py`` a stale cache would keep running the old code (delete
+``kernels/__pycache__``).
 ``NUMBA_DISABLE_JIT=1`` runs the same kernels as plain Python (slow, but steppable in a
 debugger).
 
 References
 ----------
 Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, eq. 8 and 14.
-Milakov & Gimelshein (2018), *Online normalizer calculation for softmax*, arXiv:1805.02867,
-algorithm 3 (the running-max rescaling used by :func:`logsumexp`).
 """
 
+import math
 import os
 
 import numpy as np
@@ -42,6 +47,7 @@ import numba
 from numba import njit, prange
 
 from . import reference as _ref
+from ._prefetch import prefetch
 from ._vmath import vexp, vexp_nonpos, vlog, vlog1p_unit, vsigmoid, vtanh
 
 __all__ = list(_ref.__all__)
@@ -95,15 +101,6 @@ _JIT = dict(cache=_CACHE, error_model="numpy", fastmath={"contract", "reassoc"},
 _JIT_PAR = dict(_JIT, parallel=True)
 
 
-def _lse_tiles(K, B):
-    """Tile of the log-sum-exp: W columns by R rows, about 16K elements (128 KiB of float64,
-    re-read from the L2 cache). Whole rows when they are short enough (one sequential stream
-    for the hardware prefetcher), else blocks of 512 columns."""
-    W = B if B <= 4096 else 512
-    R = max(2, min(64, 16384 // max(W, 1)))
-    return max(W, 1), R
-
-
 # --------------------------------------------------------------------------- validation
 def _float_array(a, name):
     a = np.asarray(a)
@@ -117,127 +114,108 @@ def _same(a, dtype):
 
 
 # --------------------------------------------------------------------------- log-sum-exp
+# Layout of the pass over a (K, B) array (measured with `scratchdgm bench logsumexp`):
+LSE_BLOCK_BYTES = 1024       # a block: the columns of 1 KiB of a row (128 float64, 256 float32)
+LSE_GROUP_ROWS = 1024        # rows done for every block of a super-block before moving down
+LSE_SUPER_COLUMNS = 8192     # columns whose running sums stay in the L2 cache together
+LSE_PREFETCH_ROWS = 8        # how far ahead (in rows of a block) the prefetches run
+#: The shift is a column's first entry; exponents above this are clamped (and the column redone
+#: exactly), below the float overflow of exp (709.8 float64, 88.7 float32).
+LSE_MAX_RISE = {np.float32: 80.0, np.float64: 700.0}
+
+
 @njit(**_JIT)
-def _lse_tile_max(a, j0, j1, k0, k1, cm):
-    # cm[j] <- max(cm[j], a[k0:k1, j0 + j]), NaN-sticky (a NaN makes the column's result NaN).
+def _lse_rows(a, k0, k1, j0, j1, sh, s, hi, D, nxt0, nxt1, step):
+    # s[j] += exp(min(a[k, j0 + j] - sh[j], hi)) for rows k0..k1-1 of the block j0..j1-1, with
+    # a prefetch D rows ahead (past the block's last row: the first rows of the next block,
+    # columns nxt0..nxt1-1).
     w = j1 - j0
     for k in range(k0, k1):
-        # Index slices from 0: Numba then knows the index is non-negative, omits the
-        # negative-index wrap-around, and LLVM vectorises the loop.
+        kp = k + D
+        if kp < k1:
+            ahead = a[kp, j0:j1]
+            for j in range(0, w, step):
+                prefetch(ahead, j)
+        elif nxt1 > nxt0 and k0 + kp - k1 < k1:
+            ahead = a[k0 + kp - k1, nxt0:nxt1]
+            for j in range(0, nxt1 - nxt0, step):
+                prefetch(ahead, j)
         row = a[k, j0:j1]
         for j in range(w):
-            v = row[j]
-            c = cm[j]
-            cm[j] = v if (v > c or v != v) else c  # a select: vectorises, a branch would not
+            x = row[j] - sh[j]
+            x = hi if x > hi else x  # a select: the loop vectorises
+            # x <= hi, so no overflow; -inf (or below the flush threshold) gives a tiny
+            # ~1e-307 instead of 0, invisible next to the 1 of the shift's own entry
+            s[j] += vexp_nonpos(x)
 
 
 @njit(**_JIT)
-def _lse_rescale(cm, m, sh, s, w):
-    # New maximum cm: re-express the running sum with the new shift. Selects, not branches:
-    # the factor is exp(old shift - new shift) <= 1; an empty sum stays 0 (which also avoids
-    # 0 * inf when the old shift was the placeholder 0 of an all -inf column).
-    for j in range(w):
-        c = cm[j]
-        new = c if ((c > -np.inf and c < np.inf) or c != c) else sh[j]
-        f = vexp(sh[j] - new)
-        s[j] = s[j] * f if s[j] > 0.0 else 0.0
-        sh[j] = new
-        m[j] = c
+def _lse_column_exact(a, j):
+    # The reference's two passes for one column (a is strided here, but this runs only for
+    # columns whose first entry was a poor shift: non-finite, or far below the maximum).
+    K = a.shape[0]
+    m = a[0, j]
+    for k in range(1, K):
+        v = a[k, j]
+        if v > m or v != v:
+            m = v
+        if m != m:
+            return m
+    if m == np.inf:
+        return m
+    shift = m if m > -np.inf else 0.0
+    acc = 0.0
+    for k in range(K):
+        acc += math.exp(a[k, j] - shift)
+    return shift + math.log(acc) if acc > 0.0 else -np.inf
 
 
 @njit(**_JIT)
-def _lse_blocks(a, out, b0, b1, W, R):
-    # Column blocks b0..b1-1 (W columns each) of a (K, B), one after the other; writes out.
-    #   out_j = m_j + log sum_k exp(a_kj - m_j),  m_j the column maximum.
-    # Rows go in tiles of R. A tile's maximum is known before its exponentials are summed
-    # (the shift is always the running maximum), and the loop summing the exponentials of a
-    # tile -- re-read from the cache -- also computes the maximum of the *next* tile (the next
-    # rows, or the first rows of the next column block), streaming it from memory: arithmetic
-    # and memory traffic overlap in one loop, and the array is read from memory once.
-    K, B = a.shape
-    m = np.empty(W, dtype=a.dtype)    # running maximum (NaN once a NaN is seen)
-    sh = np.empty(W, dtype=a.dtype)   # shift: m where finite, else 0
-    s = np.empty(W, dtype=np.float64)  # sum of exp(a - sh), in float64
-    cm = np.empty(W, dtype=a.dtype)   # maximum including the next tile of this block
-    cn = np.empty(W, dtype=a.dtype)   # maximum of the next block's first tile
-    for j in range(W):
-        cn[j] = -np.inf
-    _lse_tile_max(a, b0 * W, min(b0 * W + W, B), 0, min(R, K), cn)
-    for ib in range(b0, b1):
-        j0 = ib * W
-        j1 = min(j0 + W, B)
-        w = j1 - j0
-        for j in range(w):
-            m[j] = -np.inf
-            sh[j] = 0.0
+def _lse_columns(a, out, c0, c1, hi, limit):
+    # out[c0:c1]: super-blocks of columns; in each, groups of rows, and in each group the
+    # blocks of columns one after another. Every element is read from memory once, in runs of
+    # 1 KiB; the running sums of a super-block stay in the L2 cache and those of a block in L1.
+    K = a.shape[0]
+    itemsize = a.itemsize
+    W = max(1, LSE_BLOCK_BYTES // itemsize)
+    step = max(1, 64 // itemsize)  # one prefetch per 64-byte cache line
+    n_super = min(c1 - c0, LSE_SUPER_COLUMNS)
+    sh = np.empty(n_super, dtype=a.dtype)
+    s = np.empty(n_super, dtype=np.float64)
+    for p0 in range(c0, c1, LSE_SUPER_COLUMNS):
+        p1 = min(p0 + LSE_SUPER_COLUMNS, c1)
+        n = p1 - p0
+        first = a[0, p0:p1]
+        for j in range(n):
+            sh[j] = first[j]
             s[j] = 0.0
-            cm[j] = cn[j]
-        _lse_rescale(cm, m, sh, s, w)
-        # the block after this one (its first tile's maximum goes to cn)
-        n0 = min(j1, B) if ib + 1 < b1 else j1
-        n1 = min(n0 + W, B) if ib + 1 < b1 else j1
-        wn = n1 - n0
-        for j in range(wn):
-            cn[j] = -np.inf
-        k0 = 0
-        while k0 < K:
-            k1 = min(k0 + R, K)
-            last = k1 == K
-            k2 = min(k1 + R, K) if not last else min(R, K)
-            for r in range(k1 - k0):
-                row = a[k0 + r, j0:j1]
-                if not last and k1 + r < k2:
-                    nxt = a[k1 + r, j0:j1]
-                    for j in range(w):
-                        v = nxt[j]
-                        c = cm[j]
-                        cm[j] = v if (v > c or v != v) else c
-                        # argument <= 0 (or -inf, or NaN): the cheaper exponential, whose
-                        # -inf gives ~1e-307 instead of 0, invisible next to the maximum's 1
-                        s[j] += vexp_nonpos(row[j] - sh[j])
-                elif last and wn > 0 and r < k2:
-                    # same loop, the next tile being the next block's first rows; the two
-                    # blocks may differ in width (the last one is narrower)
-                    nxt = a[r, n0:n1]
-                    for j in range(min(w, wn)):
-                        v = nxt[j]
-                        c = cn[j]
-                        cn[j] = v if (v > c or v != v) else c
-                        s[j] += vexp_nonpos(row[j] - sh[j])
-                    for j in range(wn, w):
-                        s[j] += vexp_nonpos(row[j] - sh[j])
-                    for j in range(w, wn):
-                        v = nxt[j]
-                        c = cn[j]
-                        cn[j] = v if (v > c or v != v) else c
-                else:
-                    for j in range(w):
-                        s[j] += vexp_nonpos(row[j] - sh[j])
-            if not last:
-                _lse_rescale(cm, m, sh, s, w)
-            elif wn > 0 and k1 - k0 < k2:
-                # this tile was shorter than the next block's first: finish that maximum
-                _lse_tile_max(a, n0, n1, k1 - k0, k2, cn)
-            k0 = k1
-        o = out[j0:j1]
-        for j in range(w):
-            # selects, so that the logarithms vectorise (B of them: 10% of the time at K = 50)
-            mj = m[j]
-            v = sh[j] + vlog(s[j])  # s >= 1 where m is finite; a NaN m makes sh NaN
-            v = -np.inf if mj == -np.inf else v  # all -inf: no mass
-            o[j] = np.inf if mj == np.inf else v
+        for g0 in range(0, K, LSE_GROUP_ROWS):
+            g1 = min(g0 + LSE_GROUP_ROWS, K)
+            for j0 in range(p0, p1, W):
+                j1 = min(j0 + W, p1)
+                n1 = min(j1 + W, p1)
+                _lse_rows(a, g0, g1, j0, j1, sh[j0 - p0:j1 - p0], s[j0 - p0:j1 - p0], hi,
+                          LSE_PREFETCH_ROWS, j1, n1, step)
+        o = out[p0:p1]
+        for j in range(n):  # branch-free, so that the logarithms vectorise
+            o[j] = sh[j] + vlog(s[j])
+        for j in range(n):
+            # s >= 1 (the shift's own entry); a clamped exponent made it >= e^hi > limit, a NaN
+            # made it NaN: such columns, and those with a non-finite shift, are redone exactly.
+            v = sh[j]
+            if not (v > -np.inf and v < np.inf and s[j] < limit):
+                o[j] = _lse_column_exact(a, p0 + j)
 
 
 @njit(**_JIT_PAR)
-def _lse_kernel(a, out, W, R, n_chunks):
-    # n_chunks contiguous runs of column blocks, one per thread (prange).
+def _lse_kernel(a, out, hi, limit, n_chunks):
+    # n_chunks contiguous column ranges, one per thread (prange)
     B = a.shape[1]
-    nblk = (B + W - 1) // W
     for c in prange(n_chunks):
-        b0 = c * nblk // n_chunks
-        b1 = (c + 1) * nblk // n_chunks
-        if b1 > b0:
-            _lse_blocks(a, out, b0, b1, W, R)
+        c0 = c * B // n_chunks
+        c1 = (c + 1) * B // n_chunks
+        if c1 > c0:
+            _lse_columns(a, out, c0, c1, hi, limit)
 
 
 @njit(**_JIT_PAR)
@@ -272,8 +250,10 @@ def logsumexp(a):
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"logsumexp expects an array of shape (K, B) with K >= 1, got {a.shape}")
     out = np.empty(a.shape[1], dtype=a.dtype)
-    W, R = _lse_tiles(*a.shape)
-    _lse_kernel(a, out, W, R, max(1, numba.get_num_threads()))
+    hi = LSE_MAX_RISE[a.dtype.type]
+    # one chunk per thread, but never chunks narrower than a block
+    n_chunks = max(1, min(numba.get_num_threads(), a.shape[1] // 128))
+    _lse_kernel(a, out, a.dtype.type(hi), math.exp(hi - 1.0), n_chunks)
     return out
 
 

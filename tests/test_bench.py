@@ -5,10 +5,15 @@ subcommand runs end to end on small settings and that its JSON carries the docum
 """
 
 import json
+import os
 
 import pytest
 
 from scratchdgm.cli import main
+
+# Timing the Numba kernels as Python loops would take minutes and mean nothing.
+compiled = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"),
+                              reason="benchmarks of compiled kernels need the JIT")
 
 
 def _json(capsys, argv):
@@ -23,6 +28,7 @@ def test_iwae_step_json_has_the_median_step_time(capsys):
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
 
 
+@compiled
 def test_iwae_step_table_for_several_backends(capsys):
     assert main(["bench", "iwae-step", "--k", "1", "--backend", "numpy", "numba", "--steps", "2",
                  "--warmup", "0", "--no-torch", "--dtype", "float64"]) == 0
@@ -31,6 +37,7 @@ def test_iwae_step_table_for_several_backends(capsys):
 
 
 @pytest.mark.slow
+@compiled
 def test_logsumexp_json_reports_bandwidth_and_scipy_ratio(capsys):
     out = _json(capsys, ["bench", "logsumexp", "--repeats", "1", "--json"])
     assert [(r["K"], r["B"]) for r in out["results"]] == [(50, 200_000), (5000, 2000)]

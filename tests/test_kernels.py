@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,14 +106,31 @@ def test_logsumexp_edge_cases(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_logsumexp_long_columns_and_large_rise(dtype):
-    # K spans several row chunks, and the maximum rises far above the first rows' one: the
-    # kernel's redo path must give the same answer.
+    # The kernel shifts each column by its first entry; where the maximum rises far above it
+    # (beyond cpu.LSE_MAX_RISE: 80 in float32, 700 in float64), or the first entry is -inf,
+    # the column is redone exactly, and must give the reference's answer.
     rng = np.random.default_rng(0)
     a = rng.standard_normal((300, 37)).astype(dtype)
-    a[250, :10] = 200.0
-    a[:40, 10:20] = -np.inf
-    a[100:, 20:30] -= 1e4
+    a[250, :10] = 200.0            # a rise of 200: redone in float32, clamp-free in float64
+    a[:40, 10:20] = -np.inf        # first entries -inf
+    a[100:, 20:30] -= 1e4          # the first rows dominate
+    a[299, 30:33] = 1000.0 if dtype == np.float64 else 100.0  # past the clamp, in the last row
+    a[0, 33] = np.nan
+    a[7, 34] = np.inf
     _close(cpu.logsumexp(a), ref.logsumexp(a), dtype)
+    # columns wider than a super-block and rows longer than a group take the same path
+    b = rng.standard_normal((cpu.LSE_GROUP_ROWS + 5, 3)).astype(dtype)
+    b[-1, 1] = 900.0 if dtype == np.float64 else 90.0
+    _close(cpu.logsumexp(b), ref.logsumexp(b), dtype)
+    c = rng.standard_normal((2, 2 * cpu.LSE_SUPER_COLUMNS + 130)).astype(dtype)
+    c[1, -1] = 2000.0
+    for threads in sorted({1, numba.get_num_threads()}):  # one chunk, then one per thread
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            _close(cpu.logsumexp(c), ref.logsumexp(c), dtype)
+        finally:
+            numba.set_num_threads(previous)
 
 
 @st.composite
