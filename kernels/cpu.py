@@ -102,11 +102,7 @@ _JIT_PAR = dict(_JIT, parallel=True)
 
 
 # --------------------------------------------------------------------------- validation
-def _float_array(a, name):
-    a = np.asarray(a)
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} has dtype {a.dtype}: expected float32 or float64")
-    return np.ascontiguousarray(a)
+_float_array = _ref._float_array  # shared validation (reference.py)
 
 
 def _same(a, dtype):

@@ -52,11 +52,7 @@ TILE = 16                    # GEMM tile
 EW = 16                      # elementwise 2-D block side
 
 
-def _float_array(a, name):
-    a = np.asarray(a)
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} has dtype {a.dtype}: expected float32 or float64")
-    return np.ascontiguousarray(a)
+_float_array = _ref._float_array  # shared validation (reference.py)
 
 
 def _cdiv(a, b):

@@ -56,6 +56,15 @@ __all__ = [
     "adam_update",
 ]
 
+def _float_array(a, name):
+    """``a`` as a C-contiguous float32/float64 array; TypeError naming ``name`` otherwise.
+    (The compiled modules validate their inputs with this.)"""
+    a = np.asarray(a)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} has dtype {a.dtype}: expected float32 or float64")
+    return np.ascontiguousarray(a)
+
+
 #: Activations the fused linear layer knows, ``None`` meaning the identity.
 ACTIVATIONS = (None, "tanh", "relu", "sigmoid")
 
