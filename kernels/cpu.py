@@ -7,14 +7,14 @@ module for the mathematics); this one makes them fast:
   bandwidth (``scratchdgm bench logsumexp``). Each column is shifted by its *first* entry
   instead of its maximum: then no pass is needed to find the maximum first, and the sum
   :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its first term is 1) keeps full relative
-  precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`.
-  Exponents are clamped at :data:`LSE_MAX_RISE` so nothing overflows; a column where the
-  clamp acted (its maximum rose more than that above its first entry), or whose first entry
-  is not finite, or that holds a NaN, is redone exactly by the reference's two passes -- rare in an IWAE, where log-weights of one point are within a few
-  hundred nats of each other. The pass goes down the rows in column blocks of 1 KiB with
-  software prefetch (:mod:`scratchdgm.kernels._prefetch`) a few rows ahead, and its
-  exponentials are the vectorised ones of :mod:`scratchdgm.kernels._vmath`; columns are
-  split between threads (``prange``).
+  precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents
+  are clamped at :data:`LSE_MAX_RISE` so nothing overflows; a column where the clamp acted (its
+  maximum rose more than that above its first entry), or whose first entry is not finite, or
+  that holds a NaN, is redone exactly by the reference's two passes -- rare in an IWAE, where
+  log-weights of one point are within a few hundred nats of each other. The pass goes down the
+  rows in column blocks of 1 KiB with software prefetch (:mod:`scratchdgm.kernels._prefetch`) a
+  few rows ahead, and its exponentials are the vectorised ones of
+  :mod:`scratchdgm.kernels._vmath`; columns are split between threads (``prange``).
 * **Bernoulli log-likelihood** -- one pass computing ``x*l - softplus(l)`` and, when a gradient
   is wanted, ``x - sigmoid(l)`` from the same exponential.
 * **diagonal Gaussian** -- one pass; broadcast axes of mu / log_sigma are read with zero stride
