@@ -104,10 +104,12 @@ def test_backends_agree_on_an_iwae_objective(seed, dtype):
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     l0, g0 = _iwae_like("numpy", dtype, seed)
     l1, g1 = _iwae_like("numba", dtype, seed)
-    assert abs(l0 - l1) <= rtol * max(1.0, abs(l0)) * 10
+    # the tolerances, relative to the largest gradient entry (over 200 seeds the worst
+    # seen was 3.4e-14 in float64 and 2.4e-6 in float32)
+    assert abs(l0 - l1) <= rtol * max(1.0, abs(l0))
     for a, b in zip(g0, g1):
         assert a.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol * 10 * max(1, np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(1, np.abs(b).max()))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
