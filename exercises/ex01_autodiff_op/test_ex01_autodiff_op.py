@@ -6,6 +6,8 @@ import pytest
 
 from scratchdgm.autodiff import Context, ops
 
+from exercises import attempted
+
 from . import checks, student
 
 pytestmark = pytest.mark.exercise
@@ -127,10 +129,6 @@ def test_checks_reject_plausible_mistakes(wrong, hint):
 
 
 def test_student_solution():
-    try:
-        student.LogSumExp.forward(Context((True,)), np.zeros((2, 3)), -1)
-    except NotImplementedError:
+    if not attempted(student.LogSumExp.forward, Context((True,)), np.zeros((2, 3)), -1):
         pytest.skip("exercise ex01 not attempted yet")
-    except Exception:  # noqa: BLE001 - any other error: the checks below explain it
-        pass
     checks.check_logsumexp(student.LogSumExp)
