@@ -504,18 +504,7 @@ def _act_grad_kernel(y, g, delta, gb, code, one):
                 acc[j] += dr[j]
 
 
-def _check_linear(x, W, b, activation):
-    if activation not in _ACT_CODE:
-        raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
-    x, W = _float_array(x, "x"), _float_array(W, "W")
-    if W.ndim != 2 or x.ndim < 1 or x.shape[-1] != W.shape[0]:
-        raise ValueError(f"x of shape {x.shape} does not match W of shape {W.shape}: expected "
-                         f"x of shape (..., {W.shape[0] if W.ndim == 2 else 'n'}) and W (n, m)")
-    if b is not None:
-        b = _same(b, W.dtype)
-        if b.shape != (W.shape[1],):
-            raise ValueError(f"b has shape {b.shape}; expected ({W.shape[1]},)")
-    return x, W, b
+_check_linear = _ref._check_linear  # shared validation (reference.py)
 
 
 def linear(x, W, b, activation=None):
@@ -550,7 +539,7 @@ def linear(x, W, b, activation=None):
     """
     x, W, b = _check_linear(x, W, b, activation)
     n, m = W.shape
-    y = np.matmul(x.reshape(-1, n), W.astype(x.dtype, copy=False))
+    y = np.matmul(x.reshape(-1, n), W)
     code = _ACT_CODE[activation]
     if activation == "tanh" and y.dtype == np.float32:
         if b is not None:

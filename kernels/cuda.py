@@ -398,19 +398,7 @@ def _gemm(A, Bm, trans_a, trans_b, M, N, dtype, bias=None, code=0):
     return C
 
 
-def _check_linear(x, W, b, activation):
-    if activation not in _ACT_CODE:
-        raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
-    x, W = _float_array(x, "x"), _float_array(W, "W")
-    if W.ndim != 2 or x.ndim < 1 or x.shape[-1] != W.shape[0]:
-        raise ValueError(f"x of shape {x.shape} does not match W of shape {W.shape}: expected "
-                         f"x of shape (..., n) and W (n, m)")
-    W = W.astype(x.dtype, copy=False)
-    if b is not None:
-        b = np.ascontiguousarray(b, dtype=x.dtype)
-        if b.shape != (W.shape[1],):
-            raise ValueError(f"b has shape {b.shape}; expected ({W.shape[1]},)")
-    return x, W, b
+_check_linear = _ref._check_linear  # shared validation (reference.py)
 
 
 def linear(x, W, b, activation=None):

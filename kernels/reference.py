@@ -348,6 +348,22 @@ def _check_activation(activation):
         raise ValueError(f"unknown activation {activation!r}: expected one of {ACTIVATIONS}")
 
 
+def _check_linear(x, W, b, activation):
+    """Validate the arguments of ``linear`` / ``linear_backward`` of the compiled modules: float
+    arrays, x (..., n) against W (n, m), b (m,); W and b are cast to x's dtype, all contiguous."""
+    _check_activation(activation)
+    x, W = _float_array(x, "x"), _float_array(W, "W")
+    if W.ndim != 2 or x.ndim < 1 or x.shape[-1] != W.shape[0]:
+        raise ValueError(f"x of shape {x.shape} does not match W of shape {W.shape}: expected "
+                         f"x of shape (..., {W.shape[0] if W.ndim == 2 else 'n'}) and W (n, m)")
+    W = W.astype(x.dtype, copy=False)
+    if b is not None:
+        b = np.ascontiguousarray(b, dtype=x.dtype)
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"b has shape {b.shape}; expected ({W.shape[1]},)")
+    return x, W, b
+
+
 def _activate(y, activation):
     if activation == "tanh":
         np.tanh(y, out=y)
