@@ -24,6 +24,7 @@ import numbers
 import numpy as np
 
 from scratchdgm.autodiff import Tensor, no_grad
+from scratchdgm.backend import get_backend, get_kernels
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -333,11 +334,10 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"]
         # Compiled backends do the update below in one fused pass (kernels' adam_update, the
         # same arithmetic); the NumPy backend runs it literally, here.
-        from scratchdgm.backend import get_backend, get_kernels
-
-        if (get_backend() != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
+        backend = get_backend()
+        if (backend != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
                 and v.flags.c_contiguous):
-            get_kernels().adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
+            get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
                                       self.eps, t, 0.0)
             return
         m *= self.beta1
