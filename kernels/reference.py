@@ -42,6 +42,8 @@ IWAE bound L_K) and "Illustrative example of a DLVM for binary images" (the Bern
 
 import numpy as np
 
+from scratchdgm import numerics as _num
+
 __all__ = [
     "ACTIVATIONS",
     "logsumexp",
@@ -101,14 +103,7 @@ def logsumexp(a):
     accumulates in float64. The IWAE bound (Burda et al. 2016, eq. 8) is
     :math:`\operatorname{LSE}(\log w) - \log K`; the :math:`-\log K` is the caller's.
     """
-    m = np.max(a, axis=0)
-    # Shifting an all -inf column by -inf would give nan; shift it by 0 (its sum is then 0).
-    shift = np.where(np.isfinite(m), m, 0.0).astype(a.dtype, copy=False)
-    s = np.sum(np.exp(a - shift), axis=0, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        out = shift + np.log(s)
-    out = np.where(m == np.inf, np.inf, out)
-    return out.astype(a.dtype, copy=False)
+    return _num.logsumexp(a, axis=0, accumulate_dtype=np.float64)
 
 
 def logsumexp_backward(a, lse, grad):
@@ -154,17 +149,6 @@ def logsumexp_backward(a, lse, grad):
     return out.astype(a.dtype, copy=False)
 
 
-def _softplus(l):
-    # log(1 + e^l) = max(l, 0) + log1p(e^{-|l|}): exp never overflows.
-    return np.maximum(l, 0) + np.log1p(np.exp(-np.abs(l)))
-
-
-def _sigmoid(l):
-    # 1 / (1 + e^{-l}) is exact in floating point at both ends (e^{-l} = inf gives 0).
-    with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-l))
-
-
 def _check_bernoulli(logits, x):
     if logits.ndim < 2 or logits.shape[-2:] != x.shape:
         raise ValueError(
@@ -203,7 +187,7 @@ def bernoulli_log_prob(logits, x):
     """
     x = np.asarray(x, dtype=logits.dtype)
     _check_bernoulli(logits, x)
-    terms = x * logits - _softplus(logits)
+    terms = x * logits - _num.softplus(logits)
     return np.sum(terms, axis=-1, dtype=np.float64).astype(logits.dtype, copy=False)
 
 
@@ -222,7 +206,7 @@ def bernoulli_log_prob_with_grad(logits, x):
     multiplication by the incoming gradient, instead of a second pass of exponentials.
     """
     x = np.asarray(x, dtype=logits.dtype)
-    return bernoulli_log_prob(logits, x), (x - _sigmoid(logits)).astype(logits.dtype, copy=False)
+    return bernoulli_log_prob(logits, x), (x - _num.sigmoid(logits)).astype(logits.dtype, copy=False)
 
 
 def bernoulli_log_prob_backward(logits, x, grad):
@@ -247,7 +231,7 @@ def bernoulli_log_prob_backward(logits, x, grad):
     """
     x = np.asarray(x, dtype=logits.dtype)
     _check_bernoulli(logits, x)
-    out = np.asarray(grad, dtype=logits.dtype)[..., None] * (x - _sigmoid(logits))
+    out = np.asarray(grad, dtype=logits.dtype)[..., None] * (x - _num.sigmoid(logits))
     return out.astype(logits.dtype, copy=False)
 
 
@@ -370,7 +354,7 @@ def _activate(y, activation):
     elif activation == "relu":
         np.maximum(y, 0, out=y)
     elif activation == "sigmoid":
-        y[...] = _sigmoid(y)
+        y[...] = _num.sigmoid(y)
     return y
 
 

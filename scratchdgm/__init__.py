@@ -1,6 +1,6 @@
 r"""scratchdgm: latent-variable and deep generative models from scratch.
 
-From shallow to deep, in the order of the lectures in ``shared/seeds/``:
+From shallow to deep, in the order of the lectures (``docs/lectures.md``):
 
 * linear-Gaussian latent-variable models -- :class:`FactorAnalysis` (EM) and
   :class:`PPCA` (closed form through the SVD, or EM);
@@ -39,16 +39,17 @@ _LAZY = {
     "get_backend": "scratchdgm.backend",
     "use_backend": "scratchdgm.backend",
     # linear latent-variable models
-    "FactorAnalysis": "scratchdgm.models.factor_analysis",
-    "PPCA": "scratchdgm.models.ppca",
+    "FactorAnalysis": "scratchdgm.models.linear",
+    "PPCA": "scratchdgm.models.linear",
     # deep latent-variable models
-    "VAE": "scratchdgm.models.vae",
-    "IWAE": "scratchdgm.models.vae",
+    "VAE": "scratchdgm.models.deep",
+    "IWAE": "scratchdgm.models.deep",
+    "load_model": "scratchdgm.models.deep",
 }
 
 _SUBMODULES = {
-    "autodiff", "nn", "optim", "models", "kernels", "backend", "data",
-    "distributions", "plots", "experiments", "cli", "checkpoint",
+    "autodiff", "nn", "optim", "models", "kernels", "backend", "data", "distributions",
+    "plots", "experiments", "cli", "checkpoint", "numerics", "validation", "threads",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -30,7 +30,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_npz", "load_npz", "HEADER_KEY", "METADATA_KEY"]
+__all__ = ["save_npz", "load_npz", "write_json_atomic", "HEADER_KEY", "METADATA_KEY"]
 
 HEADER_KEY = "__header__"
 METADATA_KEY = "__metadata__"
@@ -279,3 +279,15 @@ def load_npz(path, *, kind, format_version):
         raise ValueError(f"checkpoint {path!r}: metadata should be a JSON object, found "
                          f"{type(metadata).__name__}")
     return arrays, metadata
+
+
+def write_json_atomic(path, obj):
+    r"""Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

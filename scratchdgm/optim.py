@@ -6,7 +6,7 @@ rhythm that students know (design.md §2)::
     opt = Adam(model.parameters(), lr=1e-3)
     for x in batches:
         opt.zero_grad()
-        loss = -model.elbo(x)          # a scalar Tensor
+        loss = model.objective(x, rng=rng)   # a scalar Tensor
         loss.backward()
         opt.step()
 
@@ -19,30 +19,14 @@ can be stored next to the model in one ``.npz`` checkpoint (:mod:`scratchdgm.che
 resumed run continues bit for bit as if it had never stopped.
 """
 
-import numbers
 
 import numpy as np
 
 from scratchdgm.autodiff import Tensor, no_grad
-from scratchdgm.backend import get_backend, get_kernels
+from scratchdgm.backend import get_backend, get_kernels, resolve_backend
+from scratchdgm.validation import check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
-
-
-def _check_number(value, name, where, *, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    ok = np.isfinite(value)
-    if low is not None:
-        ok = ok and (value > low if low_open else value >= low)
-    if high is not None:
-        ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
-        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{where}: {name} must be finite with {lo}{name}{hi}, got {value}")
-    return value
 
 
 class Optimizer:
@@ -243,10 +227,10 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params)
-        self.lr = _check_number(lr, "lr", "SGD", low=0, low_open=True)
-        self.momentum = _check_number(momentum, "momentum", "SGD", low=0, high=1,
+        self.lr = check_real(lr, "lr", "SGD", low=0, low_open=True)
+        self.momentum = check_real(momentum, "momentum", "SGD", low=0, high=1,
                                       high_open=True)
-        self.weight_decay = _check_number(weight_decay, "weight_decay", "SGD", low=0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", "SGD", low=0)
 
     def _required_state(self, hyper):
         return {"step", "momentum_buffer"} if hyper["momentum"] else {"step"}
@@ -280,6 +264,11 @@ class Adam(Optimizer):
         :math:`\epsilon > 0` in the denominator.
     weight_decay : float
         :math:`\lambda \ge 0`, adds :math:`\lambda\theta` to the gradient (L2, not AdamW).
+    backend : {None, 'numpy', 'numba', 'cuda', 'auto'}
+        Which kernels run the update: ``'numpy'`` the lines of the Notes literally, a compiled
+        backend the same arithmetic in one fused pass (``adam_update``). None: the process
+        default at each step (:func:`scratchdgm.get_backend`). A model's ``fit`` passes the
+        model's own backend.
 
     Notes
     -----
@@ -306,15 +295,19 @@ class Adam(Optimizer):
     _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
     _state_arrays = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
+                 backend=None):
         super().__init__(params)
-        self.lr = _check_number(lr, "lr", "Adam", low=0, low_open=True)
+        if backend is not None:
+            resolve_backend(backend)  # fail now on an unknown name
+        self.backend = backend
+        self.lr = check_real(lr, "lr", "Adam", low=0, low_open=True)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.beta1 = _check_number(betas[0], "beta1", "Adam", low=0, high=1, high_open=True)
-        self.beta2 = _check_number(betas[1], "beta2", "Adam", low=0, high=1, high_open=True)
-        self.eps = _check_number(eps, "eps", "Adam", low=0, low_open=True)
-        self.weight_decay = _check_number(weight_decay, "weight_decay", "Adam", low=0)
+        self.beta1 = check_real(betas[0], "beta1", "Adam", low=0, high=1, high_open=True)
+        self.beta2 = check_real(betas[1], "beta2", "Adam", low=0, high=1, high_open=True)
+        self.eps = check_real(eps, "eps", "Adam", low=0, low_open=True)
+        self.weight_decay = check_real(weight_decay, "weight_decay", "Adam", low=0)
 
     @property
     def betas(self):
@@ -332,13 +325,13 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"] = np.zeros_like(data)
         else:
             v = state["exp_avg_sq"]
-        # Compiled backends do the update below in one fused pass (kernels' adam_update, the
-        # same arithmetic); the NumPy backend runs it literally, here.
-        backend = get_backend()
+        # Compiled backends do the update below in one fused pass (the kernels' adam_update,
+        # the same arithmetic); the NumPy backend runs it literally, here.
+        backend = get_backend() if self.backend is None else resolve_backend(self.backend)
         if (backend != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
                 and v.flags.c_contiguous):
-            get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
-                                      self.eps, t, 0.0)
+            get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2, self.eps, t,
+                                0.0)
             return
         m *= self.beta1
         m += (1.0 - self.beta1) * grad

@@ -1,4 +1,4 @@
-"""Properties of scratchdgm.models.bounds: the IWAE bound, the two forms of the VAE bound, the
+"""Properties of scratchdgm.models.deep.bounds: the IWAE bound, the two forms of the VAE bound, the
 closed-form Gaussian KLs (against Monte Carlo), and the chunked importance-sampled likelihood."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 from scipy.special import logsumexp as np_logsumexp
 
 import scratchdgm as sd
-from scratchdgm.models import bounds
+from scratchdgm.models.deep import bounds
 
 
 def _log_w(rng, k=7, b=5, scale=3.0):

@@ -112,10 +112,10 @@ def test_read_idx_round_trip(tmp_path):
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, images)
     np.testing.assert_array_equal(data.read_idx(write_idx(tmp_path / "lab", labels),
-                                                expected_magic=data.MAGIC_LABELS), labels)
+                                                expected_magic=data.mnist.MAGIC_LABELS), labels)
     # gzip is recognised by its content, whatever the name
     np.testing.assert_array_equal(data.read_idx(write_idx(tmp_path / "im.gz", images, gz=True),
-                                                expected_magic=data.MAGIC_IMAGES), images)
+                                                expected_magic=data.mnist.MAGIC_IMAGES), images)
     ints = np.array([[-5, 70000], [1, 2]])
     got = data.read_idx(write_idx(tmp_path / "ints", ints, type_code=0x0C))
     assert got.dtype == np.int32 and got.dtype.byteorder in "=|<"
@@ -153,7 +153,7 @@ def test_read_idx_wrong_magic_and_garbage(tmp_path):
     labels = np.zeros(5, dtype=np.uint8)
     path = write_idx(tmp_path / "labels", labels)
     with pytest.raises(ValueError, match=r"expected 0x00000803 .*3 dimensions.*found 0x00000801"):
-        data.read_idx(path, expected_magic=data.MAGIC_IMAGES)
+        data.read_idx(path, expected_magic=data.mnist.MAGIC_IMAGES)
     bad = tmp_path / "text"
     bad.write_bytes(b"hello world, not an IDX file")
     with pytest.raises(ValueError, match="two zero bytes"):
@@ -314,7 +314,7 @@ def test_pinwheel_and_ring():
 def test_heavy_tailed_linear_has_heavy_tails():
     x, z = data.heavy_tailed_linear(20000, np.random.default_rng(0), p=5, d=2, df=3.0)
     assert x.shape == (20000, 5) and z.shape == (20000, 2)
-    w = data._dct_loadings(5, 2)
+    w = data.toy._dct_loadings(5, 2)
     np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(2), atol=1e-12)
     noise = x - z @ w.T
     assert np.all(kurtosis(noise, axis=0) > 1.0)  # a Gaussian has excess kurtosis 0

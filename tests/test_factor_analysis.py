@@ -13,12 +13,12 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from threadpoolctl import threadpool_limits
 
 from scratchdgm import PPCA, FactorAnalysis
-from scratchdgm.models._linear_gaussian import (
+from scratchdgm.models.linear.gaussian import (
     _mean_and_covariance,
     em_step,
     gaussian_loglike_from_cov,
 )
-from scratchdgm.models.factor_analysis import e_step, m_step
+from scratchdgm.models.linear.factor_analysis import e_step, m_step
 
 
 @pytest.fixture(autouse=True, scope="module")

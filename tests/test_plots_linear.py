@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 from scratchdgm import PPCA, FactorAnalysis
-from scratchdgm.experiments import linear_demo
+from scratchdgm.cli.demo import linear as linear_demo
 from scratchdgm.plots import linear as plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 import scratchdgm as sd
-from scratchdgm.experiments.train import load_data
+from scratchdgm.cli.train import load_data
 
 EPOCHS = 12
 

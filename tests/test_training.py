@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import scratchdgm as sd
-from scratchdgm.models.training import ProgressBar, TrainingDivergedError, load_training_state
+from scratchdgm.models.deep.training import ProgressBar, TrainingDivergedError, load_training_state
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from scipy import stats
 from scipy.special import logsumexp as np_logsumexp
 
 import scratchdgm as sd
-from scratchdgm.models import bounds
-from scratchdgm.models.observation import (BernoulliObservation, GaussianObservation,
+from scratchdgm.models.deep import bounds
+from scratchdgm.models.deep.observation import (BernoulliObservation, GaussianObservation,
                                            StudentTObservation)
-from scratchdgm.models.priors import GaussianMixturePrior, StandardNormalPrior
+from scratchdgm.models.deep.priors import GaussianMixturePrior, StandardNormalPrior
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_bounds_ordered_l1_l5_l50_on_average(binary_data):
     se = {k: d.std() / math.sqrt(d.size) for k, d in draws.items()}
     assert means[1] + 2 * (se[1] + se[5]) < means[5]
     assert means[5] + 2 * (se[5] + se[50]) < means[50]
-    ll = model.log_likelihood(x, k=2000, random_state=0)
+    ll = model.score(x, k=2000, random_state=0)
     assert means[50] <= ll + 0.05
 
 
@@ -53,23 +53,26 @@ def test_vae_bound_two_forms_agree_in_expectation(binary_data):
     x = binary_data[:10]
     rng = np.random.default_rng(1)
     with sd.no_grad():
-        log_w, log_px, mu, log_sigma = model.log_weights(x, 20000, rng)
-        mc = bounds.elbo_monte_carlo(log_w).data
-        kl = model.prior.kl_from_diag_normal(mu, log_sigma)
-        analytic = bounds.elbo_analytic_kl(log_px, kl).data
-    se = log_w.data.std(axis=0) / math.sqrt(20000)
+        s = model.weighted_samples(x, 20000, rng)
+        mc = bounds.elbo_monte_carlo(s.log_w).data
+        kl = model.prior.kl(s.q)
+        analytic = bounds.elbo_analytic_kl(s.log_px_given_z, kl).data
+    se = s.log_w.data.std(axis=0) / math.sqrt(20000)
     assert np.all(np.abs(mc - analytic) < 5 * se + 1e-9)
 
 
-def test_log_q_from_eps_equals_gaussian_log_density(binary_data):
+def test_log_weights_are_the_densities_of_scipy(binary_data):
     model = small_model()
     x = binary_data[:6]
     rng = np.random.default_rng(2)
     with sd.no_grad():
-        mu, log_sigma = model._encode(sd.tensor(x))
+        q = model.encode(x)
+        mu, log_sigma = q.mu, q.log_sigma
     eps = np.random.default_rng(2).standard_normal((4, 6, 3))
     z = mu.data + np.exp(log_sigma.data) * eps
-    log_w, log_px, _, _ = model.log_weights(x, 4, rng)
+    s = model.weighted_samples(x, 4, rng)
+    log_w, log_px = s.log_w, s.log_px_given_z
+    np.testing.assert_allclose(s.z.data, z, rtol=1e-12)
     log_pz = -0.5 * np.sum(z ** 2, -1) - 1.5 * math.log(2 * math.pi)
     log_q = stats.norm(mu.data, np.exp(log_sigma.data)).logpdf(z).sum(-1)
     np.testing.assert_allclose(log_w.data, log_px.data + log_pz - log_q, rtol=1e-10)
@@ -107,13 +110,13 @@ def test_iwae_k1_objective_equals_vae_mc_objective(binary_data):
 # -- fused ops against the plain Tensor forms ----------------------------------------------------
 
 def test_fused_ops_agree_with_plain_forms(binary_data):
-    fused = pytest.importorskip("scratchdgm.autodiff.fused")
+    from scratchdgm.autodiff import fused
     rng = np.random.default_rng(5)
     logits = sd.tensor(rng.normal(size=(3, 4, 64)) * 3, requires_grad=True)
     x = binary_data[:4]
     obs = BernoulliObservation(64)
     a = fused.bernoulli_log_prob(logits, x)
-    b = obs.log_prob_plain(x, logits)
+    b = -sd.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(axis=-1)
     np.testing.assert_allclose(a.data, b.data, rtol=1e-10)
     lw = rng.normal(size=(5, 4)) * 10
     np.testing.assert_allclose(fused.iw_logsumexp(sd.tensor(lw)).data, np_logsumexp(lw, 0),
@@ -124,13 +127,17 @@ def test_fused_ops_agree_with_plain_forms(binary_data):
     np.testing.assert_allclose(fused.diag_gaussian_log_prob(z, mu, ls).data, ref, rtol=1e-10)
     model = small_model()
     h = rng.random((4, 64))
+    plain = sd.tensor(h)
+    for i, layer in enumerate(model.encoder.layers):
+        plain = plain @ layer.weight + layer.bias
+        if i < len(model.encoder.layers) - 1:
+            plain = plain.tanh()
     with sd.no_grad():
-        np.testing.assert_allclose(model._mlp(model.encoder, sd.tensor(h)).data,
-                                   model.encoder(sd.tensor(h)).data, rtol=1e-10)
+        np.testing.assert_allclose(model.encoder(sd.tensor(h)).data, plain.data, rtol=1e-10)
 
 
 def test_bernoulli_log_prob_matches_distributions_module(binary_data):
-    distributions = pytest.importorskip("scratchdgm.distributions")
+    from scratchdgm import distributions
     logits = np.random.default_rng(6).normal(size=(2, 5, 64))
     ours = BernoulliObservation(64).log_prob(binary_data[:5], sd.tensor(logits)).data
     theirs = distributions.Bernoulli(sd.tensor(logits)).log_prob(binary_data[:5])
@@ -172,15 +179,15 @@ def test_observation_samples_have_the_right_moments():
     rng = np.random.default_rng(8)
     n, p = 20000, 2
     eta = sd.tensor(np.tile(np.array([[1.0, -2.0]]), (n, 1)))
-    xb = BernoulliObservation(p).sample(eta, rng)
+    xb = BernoulliObservation(p).distribution(eta).sample(random_state=rng)
     np.testing.assert_allclose(xb.mean(0), 1 / (1 + np.exp([-1.0, 2.0])), atol=0.02)
     g = GaussianObservation(p, sigma="fixed", sigma_value=0.5)
-    xg = g.sample(eta, rng)
+    xg = g.distribution(eta).sample(random_state=rng)
     np.testing.assert_allclose(xg.mean(0), [1.0, -2.0], atol=0.02)
     np.testing.assert_allclose(xg.std(0), 0.5, atol=0.02)
     st = StudentTObservation(p, min_scale=0.0, min_df=0.0)
     eta_t = sd.tensor(np.tile(np.array([[1.0, -2.0, 0.3, 0.3, 3.0, 3.0]]), (n, 1)))
-    xt = st.sample(eta_t, rng)
+    xt = st.distribution(eta_t).sample(random_state=rng)
     np.testing.assert_allclose(np.median(xt, 0), [1.0, -2.0], atol=0.03)
 
 
@@ -195,7 +202,7 @@ def test_gmm_prior_log_prob_matches_scipy_and_trains(binary_data):
     ref = np.log(sum(pi[c] * stats.multivariate_normal(prior.means.data[c], covs[c]).pdf(z)
                      for c in range(3)))
     np.testing.assert_allclose(prior.log_prob(z).data, ref, rtol=1e-10)
-    assert prior.sample(7, rng).shape == (7, 2)
+    assert prior.distribution().sample(7, rng).shape == (7, 2)
     model = small_model(sd.IWAE, k=5, prior="gmm:3")
     before = model.prior.means.data.copy()
     model.fit(binary_data, epochs=1, progress=False)
@@ -228,13 +235,14 @@ def test_continuous_likelihoods_train(likelihood):
 
 def test_api_shapes_and_ranges(binary_data):
     model = small_model(sd.IWAE, k=5)
-    assert model.encode(binary_data).shape == (120, 3)
+    assert model.transform(binary_data).shape == (120, 3)
     rec = model.reconstruct(binary_data[:5])
     assert rec.shape == (5, 64) and rec.min() >= 0 and rec.max() <= 1
-    xs, zs = model.sample(6, random_state=0, return_latent=True)
-    assert xs.shape == (6, 64) and zs.shape == (6, 3)
-    xb = model.sample(6, random_state=0, mean=False)
+    xs, zs = model.sample_means(6, random_state=0, return_latent=True)
+    assert xs.shape == (6, 64) and zs.shape == (6, 3) and 0 <= xs.min() <= xs.max() <= 1
+    xb, zb = model.sample(6, random_state=0, return_latent=True)
     assert set(np.unique(xb)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(zb, zs)  # the same codes: only the decoding step differs
     assert 0 <= model.active_units(binary_data) <= 3
     np.testing.assert_array_equal(model.sample(4, random_state=1), model.sample(4, random_state=1))
 
@@ -273,7 +281,7 @@ def test_bad_input_is_refused(tmp_path, binary_data):
     with pytest.raises(ValueError, match="k must be an int >= 1"):
         model.bound(binary_data, k=0)
     with pytest.raises(ValueError, match="k must be an int >= 1"):
-        model.log_likelihood(binary_data, k=0)
+        model.score(binary_data, k=0)
     with pytest.raises(ValueError, match="latent_dim must be an int >= 1"):
         sd.VAE(64, 0)
     with pytest.raises(ValueError, match="k must be"):
@@ -284,11 +292,11 @@ def test_bad_input_is_refused(tmp_path, binary_data):
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, binary_data):
     path = tmp_path / "a.npz"
-    small_model(latent_dim=3).save(path)
+    small_model(latent_dim=3).fit(binary_data, epochs=1, checkpoint=path, progress=False)
     other = small_model(latent_dim=4)
     before = {k: v.copy() for k, v in other.state_dict().items()}
     with pytest.raises(ValueError, match="different architecture"):
-        other.load_weights(path)
+        other.fit(binary_data, epochs=1, checkpoint=path, resume=True, progress=False)
     for k, v in other.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
 

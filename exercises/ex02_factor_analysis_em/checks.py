@@ -1,17 +1,17 @@
 r"""Checkers for ex02: they call the student's E-step and M-step on generated factor-analysis
-problems, compare with the library (:func:`scratchdgm.models.factor_analysis.e_step`, and
-:func:`scratchdgm.models._linear_gaussian.em_step`, the covariance-form iteration that
+problems, compare with the library (:func:`scratchdgm.models.linear.factor_analysis.e_step`, and
+:func:`scratchdgm.models.linear.gaussian.em_step`, the covariance-form iteration that
 ``FactorAnalysis.fit`` runs), and check that EM with them never decreases the exact
 log-likelihood. A mismatch raises AssertionError with a hint at the likely mistake."""
 
 import numpy as np
 
-from scratchdgm.models._linear_gaussian import (
+from scratchdgm.models.linear.gaussian import (
     _mean_and_covariance,
     em_step,
     gaussian_loglike_from_cov,
 )
-from scratchdgm.models.factor_analysis import e_step as _ref_e_step
+from scratchdgm.models.linear.factor_analysis import e_step as _ref_e_step
 
 RTOL, ATOL = 1e-7, 1e-9
 

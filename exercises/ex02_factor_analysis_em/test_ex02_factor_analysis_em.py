@@ -6,7 +6,7 @@ import pytest
 
 from exercises import attempted
 from exercises.ex02_factor_analysis_em import checks, student
-from scratchdgm.models import factor_analysis as fa
+from scratchdgm.models.linear import factor_analysis as fa
 
 pytestmark = pytest.mark.exercise
 

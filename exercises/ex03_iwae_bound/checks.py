@@ -1,5 +1,5 @@
 r"""Checkers for ex03: they call the student's functions on generated inputs and compare with the
-library (:func:`scratchdgm.models.bounds.iwae_bound`,
+library (:func:`scratchdgm.models.deep.bounds.iwae_bound`,
 :func:`scratchdgm.distributions.kl_divergence`), raising AssertionError with a hint when
 something is off."""
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from scratchdgm.distributions import DiagNormal, FullNormal, StandardNormal, kl_divergence
-from scratchdgm.models import bounds
+from scratchdgm.models.deep import bounds
 
 
 def library_gaussian_kl(mu0, cov0, mu1, cov1):

@@ -9,7 +9,7 @@ from scipy.special import logsumexp
 
 from exercises import attempted
 from exercises.ex03_iwae_bound import checks, student
-from scratchdgm.models import bounds
+from scratchdgm.models.deep import bounds
 
 pytestmark = pytest.mark.exercise
 

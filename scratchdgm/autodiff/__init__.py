@@ -2,17 +2,17 @@ r"""A small reverse-mode automatic differentiation engine over NumPy arrays.
 
 Read it in this order:
 
-1. :mod:`~scratchdgm.autodiff.function` -- what an op is (forward and backward side by side) and
-   how broadcasting is undone;
-2. :mod:`~scratchdgm.autodiff.tensor` -- the :class:`Tensor` and the backward pass
-   (reverse topological order, gradient accumulation);
-3. :mod:`~scratchdgm.autodiff.ops` -- every op's derivative;
+1. :mod:`~scratchdgm.autodiff.tensor` -- the :class:`Tensor` and the backward pass
+   (reverse topological order, gradient accumulation, broadcasting undone in one place);
+2. :mod:`~scratchdgm.autodiff.function` -- what an op is (forward and backward side by side);
+3. :mod:`~scratchdgm.autodiff.ops` -- every op's derivative, and the Tensor methods that call
+   them (``+``, ``@``, ``exp``, ``sum``, ...);
 4. :mod:`~scratchdgm.autodiff.gradcheck` -- how we know the derivatives are right.
 """
 
 from scratchdgm.autodiff.grad_mode import is_grad_enabled, no_grad
-from scratchdgm.autodiff.tensor import Tensor, tensor
-from scratchdgm.autodiff.function import Context, Function, unbroadcast
+from scratchdgm.autodiff.tensor import Tensor, tensor, unbroadcast
+from scratchdgm.autodiff.function import Context, Function
 from scratchdgm.autodiff.ops import (
     binary_cross_entropy_with_logits,
     concatenate,

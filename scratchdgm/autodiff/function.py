@@ -14,16 +14,15 @@ arrays and stores what the backward needs on ``ctx``; ``backward(ctx, grad)`` re
 :math:`\bar y` and returns :math:`(\bar a, \bar b, \dots)`, one per input (``None`` where an input
 needs no gradient).
 
-Broadcasting is undone in exactly one place, :func:`unbroadcast`: a backward may return a
-gradient of the *broadcast* shape, and the engine sums it back down to each input's own shape.
-(If :math:`a` of shape ``(3,)`` was broadcast against ``(4, 3)``, every one of the 4 rows used the
-same :math:`a`, so the 4 gradient rows add up.)
+Broadcasting is undone in exactly one place, :func:`~scratchdgm.autodiff.tensor.unbroadcast`,
+called by the backward pass: a backward may return a gradient of the *broadcast* shape, and the
+engine sums it back down to each input's own shape.
 """
 
 import numpy as np
 
 from scratchdgm.autodiff import grad_mode
-from scratchdgm.autodiff import tensor as _tensor  # attributes read at call time (import cycle)
+from scratchdgm.autodiff.tensor import Tensor, _as_operand
 
 
 class Context:
@@ -45,39 +44,6 @@ class Context:
     def save_for_backward(self, *values):
         """Keep ``values`` (arrays, usually) for the backward pass."""
         self.saved = values
-
-
-def unbroadcast(grad, shape):
-    r"""Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
-
-    Broadcasting copies an array along new leading axes and along axes of length 1; the
-    gradient of a copy is the sum of the gradients of its copies.
-
-    Parameters
-    ----------
-    grad : ndarray
-        Gradient with the broadcast shape.
-    shape : tuple of int
-        Shape of the input that was broadcast.
-
-    Returns
-    -------
-    ndarray, shape ``shape``
-    """
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    if grad.shape != shape:
-        raise RuntimeError(
-            f"gradient of shape {grad.shape} cannot be reduced to the input shape {shape}; "
-            "a backward returned a gradient of the wrong shape"
-        )
-    return grad
 
 
 class Function:
@@ -124,8 +90,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run ``forward`` on the inputs' data and record the op for the backward pass."""
-        Tensor = _tensor.Tensor
-        operands = [_tensor._as_operand(x) for x in inputs]
+        operands = [_as_operand(x) for x in inputs]
         datas = [x.data if isinstance(x, Tensor) else x for x in operands]
         needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in operands)
         track = grad_mode.enabled and any(needs)

@@ -6,20 +6,19 @@ output :math:`y`; each backward returns :math:`\bar x = \bar y\, \partial y / \p
 input :math:`x`. Gradients of broadcast inputs are summed back to their shapes centrally
 (:func:`unbroadcast`), never inside a backward.
 
-Numerically stable forms used here (lecture 000, "Bernoulli observation model"; Burda et al. 2016
-§3 for the log-sum-exp of importance weights):
-
-.. math::
-
-    \operatorname{softplus}(x) &= \log(1 + e^x) = \max(x, 0) + \log(1 + e^{-|x|}) \\
-    \log\sigma(x) &= -\operatorname{softplus}(-x) \\
-    \log\sum_k e^{a_k} &= m + \log\sum_k e^{a_k - m}, \quad m = \max_k a_k
+The numerically stable forms (softplus, sigmoid, log-sum-exp) are those of
+:mod:`scratchdgm.numerics`, written once there.
 """
 
 import numpy as np
 from scipy import special
 
-from scratchdgm.autodiff.function import Function, unbroadcast
+from scratchdgm import numerics as _num
+
+from scratchdgm.autodiff.function import Function
+from scratchdgm.autodiff.tensor import (
+    Tensor, _as_operand, _check_dtype, _normalize_shape, unbroadcast, value_of,
+)
 
 __all__ = [
     "unbroadcast", "concatenate", "stack", "where", "logsumexp", "log_sigmoid",
@@ -28,13 +27,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- helpers
-def value_of(x):
-    """The array inside a tensor, or ``x`` itself."""
-    from scratchdgm.autodiff.tensor import Tensor
-
-    return x.data if isinstance(x, Tensor) else x
-
-
 def normalize_axis(axis, ndim):
     """Turn ``axis`` (None, int or sequence of ints, negatives allowed) into None or a sorted
     tuple of non-negative ints, with a clear error when out of range."""
@@ -77,16 +69,6 @@ def _expand_reduced(grad, shape, axis, keepdims):
     if not keepdims:
         grad = np.expand_dims(grad, axis)
     return grad
-
-
-def _stable_sigmoid(x):
-    # exp of a non-positive number never overflows; both branches share e = exp(-|x|)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-
-
-def _stable_softplus(x):
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
 # ---------------------------------------------------------------------------- arithmetic
@@ -299,7 +281,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = _stable_sigmoid(x)
+        out = _num.sigmoid(x)
         ctx.save_for_backward(out)
         return out
 
@@ -328,11 +310,11 @@ class Softplus(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return _stable_softplus(x)
+        return _num.softplus(x)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * _stable_sigmoid(ctx.saved[0])
+        return grad * _num.sigmoid(ctx.saved[0])
 
 
 class LogSigmoid(Function):
@@ -341,11 +323,11 @@ class LogSigmoid(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return -_stable_softplus(-x)
+        return -_num.softplus(-x)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * _stable_sigmoid(-ctx.saved[0])
+        return grad * _num.sigmoid(-ctx.saved[0])
 
 
 class Sqrt(Function):
@@ -493,10 +475,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        m = np.max(x, axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0.0).astype(x.dtype, copy=False)
-        with np.errstate(divide="ignore"):
-            out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        out = _num.logsumexp(x, axis=axis, keepdims=True)
         ctx.save_for_backward(x, out, axis, keepdims)
         if not keepdims:
             out = np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
@@ -639,20 +618,18 @@ class BCEWithLogits(Function):
     @staticmethod
     def forward(ctx, logits, targets):
         ctx.save_for_backward(logits, targets)
-        return _stable_softplus(logits) - logits * targets
+        return _num.softplus(logits) - logits * targets
 
     @staticmethod
     def backward(ctx, grad):
         logits, targets = ctx.saved
-        gl = grad * (_stable_sigmoid(np.asarray(logits)) - targets) if ctx.needs_input_grad[0] else None
+        gl = grad * (_num.sigmoid(np.asarray(logits)) - targets) if ctx.needs_input_grad[0] else None
         gt = -grad * logits if ctx.needs_input_grad[1] else None
         return gl, gt
 
 
 # ---------------------------------------------------------------------------- functional API
 def _tensors(seq, name):
-    from scratchdgm.autodiff.tensor import _as_operand, Tensor
-
     if isinstance(seq, (Tensor, np.ndarray)) or not hasattr(seq, "__iter__"):
         raise TypeError(f"{name} takes a sequence of tensors, got {type(seq).__name__}")
     items = [_as_operand(x) for x in seq]
@@ -686,8 +663,6 @@ def where(cond, a, b):
 
 def logsumexp(x, axis=None, keepdims=False):
     r"""Stable :math:`\log\sum_{\text{axis}} e^{x}` (see :class:`LogSumExp` for the maths)."""
-    from scratchdgm.autodiff.tensor import _as_operand, Tensor
-
     x = _as_operand(x)
     if not isinstance(x, Tensor):
         x = Tensor._wrap(np.asarray(x))
@@ -729,3 +704,167 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     if reduction == "sum":
         return loss.sum()
     return loss
+
+# ---------------------------------------------------------------------------- Tensor methods
+class _TensorMethods:
+    """The differentiable methods and operators of :class:`Tensor`, each a thin call of the op
+    above that defines its derivative. They are bound to :class:`Tensor` below (the tensor
+    module itself knows no op, which keeps the imports one-way)."""
+
+    # ------------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        return Add.apply(self, other)
+
+    def __radd__(self, other):
+        return Add.apply(other, self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, other)
+
+    def __rmul__(self, other):
+        return Mul.apply(other, self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return Div.apply(other, self)
+
+    def __pow__(self, other):
+        return Pow.apply(self, other)
+
+    def __rpow__(self, other):
+        return Pow.apply(other, self)
+
+    def __matmul__(self, other):
+        return MatMul.apply(self, other)
+
+    def __rmatmul__(self, other):
+        return MatMul.apply(other, self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    # ------------------------------------------------------------------ elementwise functions
+    def exp(self):
+        r""":math:`e^x`."""
+        return Exp.apply(self)
+
+    def log(self):
+        r"""Natural logarithm :math:`\log x` (``-inf`` at 0, NaN below, as NumPy)."""
+        return Log.apply(self)
+
+    def log1p(self):
+        r""":math:`\log(1 + x)`, accurate for small :math:`x`."""
+        return Log1p.apply(self)
+
+    def tanh(self):
+        r""":math:`\tanh x`; derivative :math:`1 - \tanh^2 x`."""
+        return Tanh.apply(self)
+
+    def sigmoid(self):
+        r"""Logistic sigmoid :math:`\sigma(x) = 1 / (1 + e^{-x})`, stable for any :math:`x`."""
+        return Sigmoid.apply(self)
+
+    def relu(self):
+        r""":math:`\max(x, 0)` (derivative 0 at 0)."""
+        return Relu.apply(self)
+
+    def softplus(self):
+        r""":math:`\log(1 + e^x)`, computed as :math:`\max(x,0) + \log(1 + e^{-|x|})`."""
+        return Softplus.apply(self)
+
+    def sqrt(self):
+        r""":math:`\sqrt{x}`."""
+        return Sqrt.apply(self)
+
+    def square(self):
+        r""":math:`x^2`."""
+        return Square.apply(self)
+
+    def abs(self):
+        r""":math:`|x|` (derivative taken as 0 at 0)."""
+        return Abs.apply(self)
+
+    def lgamma(self):
+        r""":math:`\log\Gamma(x)`; derivative the digamma function :math:`\psi(x)`."""
+        return Lgamma.apply(self)
+
+    def astype(self, dtype):
+        """Cast to float32 or float64; the gradient is cast back."""
+        return AsType.apply(self, dtype=_check_dtype(dtype, "astype"))
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, axis=None, keepdims=False):
+        r""":math:`\sum` over ``axis`` (an int, a tuple, or None for all)."""
+        return Sum.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        r"""Arithmetic mean over ``axis``."""
+        return Mean.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        r"""Maximum over ``axis``; the gradient goes to the (first) arg-max only."""
+        return Max.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        r"""Minimum over ``axis``: :math:`\min x = -\max(-x)`."""
+        return -((-self).max(axis=axis, keepdims=keepdims))
+
+    def logsumexp(self, axis=None, keepdims=False):
+        r""":math:`\log \sum \exp x` over ``axis``, stable; see :func:`scratchdgm.logsumexp`."""
+        return LogSumExp.apply(
+            self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims
+        )
+
+    def log_softmax(self, axis=-1):
+        r""":math:`x_i - \log\sum_j e^{x_j}` along ``axis``.
+
+        Computed on :math:`x - \max x` (detached): log-softmax is unchanged by a shift, so the
+        gradient is the same, and the subtraction of two large nearly equal numbers
+        (float32 inputs near 1000) is avoided.
+        """
+        shifted = self - self.max(axis=axis, keepdims=True).detach()
+        return shifted - shifted.logsumexp(axis=axis, keepdims=True)
+
+    def softmax(self, axis=-1):
+        r""":math:`e^{x_i} / \sum_j e^{x_j}` along ``axis`` (computed as exp of log_softmax)."""
+        return self.log_softmax(axis=axis).exp()
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        """Same data, new shape (one entry may be -1)."""
+        return Reshape.apply(self, shape=_normalize_shape(shape))
+
+    def transpose(self, *axes):
+        """Permute axes (reverse them when none are given)."""
+        axes = _normalize_shape(axes) if axes else None
+        return Transpose.apply(self, axes=axes)
+
+    @property
+    def T(self):
+        """The transpose (axes reversed)."""
+        return self.transpose()
+
+    def broadcast_to(self, shape):
+        """Broadcast to ``shape`` by NumPy's rules; the gradient sums over the copies."""
+        return BroadcastTo.apply(self, shape=_normalize_shape((shape,)))
+
+    def __getitem__(self, index):
+        return GetItem.apply(self, index=normalize_index(index))
+
+
+for _name, _member in list(vars(_TensorMethods).items()):
+    if (callable(_member) or isinstance(_member, property)) and _name not in (
+            "__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+        setattr(Tensor, _name, _member)
+del _name, _member

@@ -15,17 +15,63 @@ recursion, so a chain of 10,000 ops does not hit Python's recursion limit.
 
 Only leaves that ``requires_grad`` keep their gradient, in ``.grad`` (a NumPy array), and it
 *accumulates* across calls to ``backward`` until reset (``zero_grad``), as in PyTorch.
+
+This module is the bottom of the engine: it knows no particular operation. The arithmetic,
+elementwise functions, reductions and shape methods of :class:`Tensor` (``+``, ``@``,
+``exp``, ``sum``, ``reshape``, ...) are defined next to their derivatives in
+:mod:`~scratchdgm.autodiff.ops`, which binds them to the class when the package is imported, so
+that the imports run one way: ``grad_mode <- tensor <- function <- ops``.
 """
 
 import numbers
 
 import numpy as np
 
-from scratchdgm.autodiff import ops as _ops
 
 #: dtypes a Tensor may hold; integers and booleans are converted to the default float64
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_DTYPE = np.dtype(np.float64)
+
+
+def value_of(x):
+    """The array inside a tensor, or ``x`` itself."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def unbroadcast(grad, shape):
+    r"""Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
+
+    Broadcasting copies an array along new leading axes and along axes of length 1; the
+    gradient of a copy is the sum of the gradients of its copies. The backward pass calls this
+    once per edge of the graph, so no op's backward has to undo broadcasting itself. (If
+    :math:`a` of shape ``(3,)`` was broadcast against ``(4, 3)``, every one of the 4 rows used
+    the same :math:`a`, so the 4 gradient rows add up.)
+
+    Parameters
+    ----------
+    grad : ndarray
+        Gradient with the broadcast shape.
+    shape : tuple of int
+        Shape of the input that was broadcast.
+
+    Returns
+    -------
+    ndarray, shape ``shape``
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:
+        raise RuntimeError(
+            f"gradient of shape {grad.shape} cannot be reduced to the input shape {shape}; "
+            "a backward returned a gradient of the wrong shape"
+        )
+    return grad
 
 
 def _check_dtype(dtype, where):
@@ -275,7 +321,7 @@ class Tensor:
             for parent, pg in zip(node._parents, parent_grads):
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
-                pg = _ops.unbroadcast(np.asarray(pg), parent.data.shape)
+                pg = unbroadcast(np.asarray(pg), parent.data.shape)
                 if pg.dtype != parent.data.dtype:
                     pg = pg.astype(parent.data.dtype)
                 key = id(parent)
@@ -299,67 +345,24 @@ class Tensor:
                     stack.append((parent, False))
         return order
 
-    # ------------------------------------------------------------------ arithmetic
-    def __add__(self, other):
-        return _ops.Add.apply(self, other)
-
-    def __radd__(self, other):
-        return _ops.Add.apply(other, self)
-
-    def __sub__(self, other):
-        return _ops.Sub.apply(self, other)
-
-    def __rsub__(self, other):
-        return _ops.Sub.apply(other, self)
-
-    def __mul__(self, other):
-        return _ops.Mul.apply(self, other)
-
-    def __rmul__(self, other):
-        return _ops.Mul.apply(other, self)
-
-    def __truediv__(self, other):
-        return _ops.Div.apply(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.Div.apply(other, self)
-
-    def __pow__(self, other):
-        return _ops.Pow.apply(self, other)
-
-    def __rpow__(self, other):
-        return _ops.Pow.apply(other, self)
-
-    def __matmul__(self, other):
-        return _ops.MatMul.apply(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.MatMul.apply(other, self)
-
-    def __neg__(self):
-        return _ops.Neg.apply(self)
-
-    def __pos__(self):
-        return self
-
     # Comparisons give plain boolean arrays: they are not differentiable.
     def __lt__(self, other):
-        return self.data < _ops.value_of(other)
+        return self.data < value_of(other)
 
     def __le__(self, other):
-        return self.data <= _ops.value_of(other)
+        return self.data <= value_of(other)
 
     def __gt__(self, other):
-        return self.data > _ops.value_of(other)
+        return self.data > value_of(other)
 
     def __ge__(self, other):
-        return self.data >= _ops.value_of(other)
+        return self.data >= value_of(other)
 
     def __eq__(self, other):
-        return self.data == _ops.value_of(other)
+        return self.data == value_of(other)
 
     def __ne__(self, other):
-        return self.data != _ops.value_of(other)
+        return self.data != value_of(other)
 
     __hash__ = object.__hash__  # identity: tensors can be dict keys and set members
 
@@ -371,110 +374,3 @@ class Tensor:
             )
         return bool(self.data)
 
-    # ------------------------------------------------------------------ elementwise functions
-    def exp(self):
-        r""":math:`e^x`."""
-        return _ops.Exp.apply(self)
-
-    def log(self):
-        r"""Natural logarithm :math:`\log x` (``-inf`` at 0, NaN below, as NumPy)."""
-        return _ops.Log.apply(self)
-
-    def log1p(self):
-        r""":math:`\log(1 + x)`, accurate for small :math:`x`."""
-        return _ops.Log1p.apply(self)
-
-    def tanh(self):
-        r""":math:`\tanh x`; derivative :math:`1 - \tanh^2 x`."""
-        return _ops.Tanh.apply(self)
-
-    def sigmoid(self):
-        r"""Logistic sigmoid :math:`\sigma(x) = 1 / (1 + e^{-x})`, stable for any :math:`x`."""
-        return _ops.Sigmoid.apply(self)
-
-    def relu(self):
-        r""":math:`\max(x, 0)` (derivative 0 at 0)."""
-        return _ops.Relu.apply(self)
-
-    def softplus(self):
-        r""":math:`\log(1 + e^x)`, computed as :math:`\max(x,0) + \log(1 + e^{-|x|})`."""
-        return _ops.Softplus.apply(self)
-
-    def sqrt(self):
-        r""":math:`\sqrt{x}`."""
-        return _ops.Sqrt.apply(self)
-
-    def square(self):
-        r""":math:`x^2`."""
-        return _ops.Square.apply(self)
-
-    def abs(self):
-        r""":math:`|x|` (derivative taken as 0 at 0)."""
-        return _ops.Abs.apply(self)
-
-    def lgamma(self):
-        r""":math:`\log\Gamma(x)`; derivative the digamma function :math:`\psi(x)`."""
-        return _ops.Lgamma.apply(self)
-
-    def astype(self, dtype):
-        """Cast to float32 or float64; the gradient is cast back."""
-        return _ops.AsType.apply(self, dtype=_check_dtype(dtype, "astype"))
-
-    # ------------------------------------------------------------------ reductions
-    def sum(self, axis=None, keepdims=False):
-        r""":math:`\sum` over ``axis`` (an int, a tuple, or None for all)."""
-        return _ops.Sum.apply(self, axis=_ops.normalize_axis(axis, self.ndim), keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        r"""Arithmetic mean over ``axis``."""
-        return _ops.Mean.apply(self, axis=_ops.normalize_axis(axis, self.ndim), keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        r"""Maximum over ``axis``; the gradient goes to the (first) arg-max only."""
-        return _ops.Max.apply(self, axis=_ops.normalize_axis(axis, self.ndim), keepdims=keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        r"""Minimum over ``axis``: :math:`\min x = -\max(-x)`."""
-        return -((-self).max(axis=axis, keepdims=keepdims))
-
-    def logsumexp(self, axis=None, keepdims=False):
-        r""":math:`\log \sum \exp x` over ``axis``, stable; see :func:`scratchdgm.logsumexp`."""
-        return _ops.LogSumExp.apply(
-            self, axis=_ops.normalize_axis(axis, self.ndim), keepdims=keepdims
-        )
-
-    def log_softmax(self, axis=-1):
-        r""":math:`x_i - \log\sum_j e^{x_j}` along ``axis``.
-
-        Computed on :math:`x - \max x` (detached): log-softmax is unchanged by a shift, so the
-        gradient is the same, and the subtraction of two large nearly equal numbers
-        (float32 inputs near 1000) is avoided.
-        """
-        shifted = self - self.max(axis=axis, keepdims=True).detach()
-        return shifted - shifted.logsumexp(axis=axis, keepdims=True)
-
-    def softmax(self, axis=-1):
-        r""":math:`e^{x_i} / \sum_j e^{x_j}` along ``axis`` (computed as exp of log_softmax)."""
-        return self.log_softmax(axis=axis).exp()
-
-    # ------------------------------------------------------------------ shape
-    def reshape(self, *shape):
-        """Same data, new shape (one entry may be -1)."""
-        return _ops.Reshape.apply(self, shape=_normalize_shape(shape))
-
-    def transpose(self, *axes):
-        """Permute axes (reverse them when none are given)."""
-        axes = _normalize_shape(axes) if axes else None
-        return _ops.Transpose.apply(self, axes=axes)
-
-    @property
-    def T(self):
-        """The transpose (axes reversed)."""
-        return self.transpose()
-
-    def broadcast_to(self, shape):
-        """Broadcast to ``shape`` by NumPy's rules; the gradient sums over the copies."""
-        return _ops.BroadcastTo.apply(self, shape=_normalize_shape((shape,)))
-
-    def __getitem__(self, index):
-        return _ops.GetItem.apply(self, index=_ops.normalize_index(index))

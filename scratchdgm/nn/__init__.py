@@ -9,6 +9,7 @@ from scratchdgm.nn import init
 from scratchdgm.nn.layers import (
     ACTIVATIONS,
     MLP,
+    Activation,
     Identity,
     Linear,
     ReLU,
@@ -21,6 +22,6 @@ from scratchdgm.nn.module import LoadResult, Module, ModuleList, Parameter
 
 __all__ = [
     "Module", "ModuleList", "Parameter", "LoadResult",
-    "Linear", "MLP", "Tanh", "ReLU", "Sigmoid", "Softplus", "Identity",
+    "Linear", "MLP", "Activation", "Tanh", "ReLU", "Sigmoid", "Softplus", "Identity",
     "ACTIVATIONS", "get_activation", "init",
 ]

@@ -1,45 +1,15 @@
 r"""Weight initialisation: Glorot/Xavier uniform (Glorot & Bengio 2010, eq. 16) and zeros.
 
-Every initialiser draws from the ``numpy.random.Generator`` it is given (design.md §2: no
-global random state), always in float64, and only then casts: a float32 network and a float64
+Every initialiser draws from the ``numpy.random.Generator`` it is given (no global random
+state), always in float64, and only then casts: a float32 network and a float64
 network built from the same seed start from the same numbers (up to rounding).
 """
 
 import numpy as np
 
-__all__ = ["glorot_uniform", "zeros", "check_rng", "check_float_dtype", "check_positive_int"]
+from scratchdgm.validation import check_float_dtype, check_positive_int, check_rng
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def check_rng(rng, where):
-    r"""Raise TypeError unless ``rng`` is a ``numpy.random.Generator``."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{where}: rng must be a numpy.random.Generator (e.g. "
-                        f"numpy.random.default_rng(0)), got {type(rng).__name__}")
-    return rng
-
-
-def check_float_dtype(dtype, where):
-    r"""Return ``numpy.dtype(dtype)``, raising TypeError unless it is float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{where}: dtype must be numpy.float32 or numpy.float64, "
-                        f"got {dtype!r}") from None
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"{where}: dtype must be numpy.float32 or numpy.float64, got {dt}")
-    return dt
-
-
-def check_positive_int(value, name, where):
-    r"""Return ``int(value)``, raising TypeError/ValueError unless it is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{where}: {name} must be >= 1, got {value}")
-    return int(value)
-
+__all__ = ["glorot_uniform", "zeros"]
 
 def glorot_uniform(rng, fan_in, fan_out, *, gain=1.0, dtype=np.float64):
     r"""A ``(fan_in, fan_out)`` weight matrix drawn from Glorot & Bengio's "normalized" uniform.

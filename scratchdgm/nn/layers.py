@@ -9,10 +9,15 @@ An MLP with hidden sizes :math:`h_1, \dots, h_{L-1}` computes
     f(x) = \sigma_{\text{out}}(a_{L-1} W_L + b_L),
 
 the decoder :math:`f_\theta` and encoder :math:`g_\gamma` of the lectures
-(seeds/000_dd8cf90fba7bcfac.txt, "Decoder network": the binary-MNIST decoder
+([Mattei-DGM, "Illustrative example of a DLVM for binary images"]: the binary-MNIST decoder
 :math:`\mathrm{Sigmoid}(V \tanh(W z + b) + \beta)` is ``MLP([d, h, p], 'tanh',
-output_activation='sigmoid')``; seeds/001_6c8d427d4ea74748.txt, "From linear (« shallow ») to
-deep variable models": replace :math:`z \mapsto Wz + \mu` by a neural net).
+output_activation='sigmoid')``; [Mattei-S2D, "From linear (« shallow ») to deep variable
+models"]: replace :math:`z \mapsto Wz + \mu` by a neural net; keys in ``docs/lectures.md``).
+
+Each :class:`Linear` layer runs as one fused op, :math:`f(xW + b)` with its activation
+(:func:`scratchdgm.autodiff.fused.linear`), on the kernel backend the layer was given
+(``backend=``; None for the process default), so a model built on ``backend='numpy'`` and one
+on ``backend='numba'`` can live in the same process without disturbing each other.
 
 Rows are data points: ``x`` has shape ``(..., in_features)`` and the weight matrix has shape
 ``(in_features, out_features)``, so a layer is ``x @ W + b`` -- the transpose of the lectures'
@@ -22,10 +27,13 @@ column-vector :math:`W z + b`, and no transpose in the graph.
 import numpy as np
 
 from scratchdgm.autodiff import Tensor
+from scratchdgm.autodiff import fused as _fused
+from scratchdgm.backend import resolve_backend
 from scratchdgm.nn import init
 from scratchdgm.nn.module import Module, ModuleList, Parameter
+from scratchdgm.validation import check_float_dtype, check_positive_int, check_rng
 
-__all__ = ["Linear", "Tanh", "ReLU", "Sigmoid", "Softplus", "Identity", "MLP",
+__all__ = ["Linear", "Activation", "Tanh", "ReLU", "Sigmoid", "Softplus", "Identity", "MLP",
            "ACTIVATIONS", "get_activation"]
 
 
@@ -51,6 +59,13 @@ class Linear(Module):
         Dtype of the parameters.
     bias : bool
         Whether to add the bias :math:`b`.
+    activation : str or None
+        An activation of :data:`ACTIVATIONS` applied to the output (None: the affine map
+        alone). The kernels fuse ``'tanh'``, ``'relu'`` and ``'sigmoid'`` into the layer's pass
+        over memory; the others run as a separate op.
+    backend : {None, 'numpy', 'numba', 'cuda', 'auto'}
+        Kernel backend of the fused op (None: the process default,
+        :func:`scratchdgm.get_backend`).
 
     Attributes
     ----------
@@ -68,12 +83,17 @@ class Linear(Module):
         \Big].
     """
 
-    def __init__(self, in_features, out_features, *, rng, dtype=np.float64, bias=True):
+    def __init__(self, in_features, out_features, *, rng, dtype=np.float64, bias=True,
+                 activation=None, backend=None):
         super().__init__()
-        self.in_features = init.check_positive_int(in_features, "in_features", "Linear")
-        self.out_features = init.check_positive_int(out_features, "out_features", "Linear")
-        init.check_rng(rng, "Linear")
-        dt = init.check_float_dtype(dtype, "Linear")
+        self.in_features = check_positive_int(in_features, "in_features", "Linear")
+        self.out_features = check_positive_int(out_features, "out_features", "Linear")
+        check_rng(rng, "Linear")
+        dt = check_float_dtype(dtype, "Linear")
+        self.activation = _activation_name(activation, "Linear")
+        if backend is not None:
+            resolve_backend(backend)  # fail now, not at the first step, on an unusable name
+        self.backend = backend
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"Linear: bias must be True or False, got {bias!r}")
         self.weight = Parameter(init.glorot_uniform(rng, self.in_features, self.out_features,
@@ -92,49 +112,81 @@ class Linear(Module):
         Tensor, shape (..., out_features)
         """
         _check_input(x, self.in_features, "Linear")
-        y = x @ self.weight
-        if self.bias is not None:
-            y = y + self.bias
-        return y
+        act = self.activation
+        fused_act = act if act in _fused.ACTIVATIONS else None
+        y = _fused.linear(x, self.weight, self.bias, fused_act, backend=self.backend)
+        return y if act == fused_act else ACTIVATIONS[act](y)
 
     def extra_repr(self):
+        act = "" if self.activation is None else f", activation={self.activation!r}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}, dtype={self.weight.dtype}")
+                f"bias={self.bias is not None}, dtype={self.weight.dtype}{act}")
 
 
-class Tanh(Module):
+#: The activation functions, by name: the one table every layer and model reads.
+ACTIVATIONS = {
+    "tanh": Tensor.tanh,
+    "relu": Tensor.relu,
+    "sigmoid": Tensor.sigmoid,
+    "softplus": Tensor.softplus,
+    "identity": lambda x: x,
+}
+
+
+def _activation_name(activation, where):
+    """Validate an activation name (None stays None, 'identity' becomes None)."""
+    if activation is None:
+        return None
+    if not isinstance(activation, str):
+        raise TypeError(f"{where}: activation must be a str (one of {sorted(ACTIVATIONS)}) or "
+                        f"None, got {type(activation).__name__}")
+    key = activation.lower()
+    if key not in ACTIVATIONS:
+        raise ValueError(f"{where}: unknown activation {activation!r}; expected one of "
+                         f"{sorted(ACTIVATIONS)}")
+    return None if key == "identity" else key
+
+
+class Activation(Module):
+    r"""An elementwise activation of :data:`ACTIVATIONS` as a Module (no parameters)."""
+
+    name = "identity"
+
+    def forward(self, x):
+        return ACTIVATIONS[self.name](_as_tensor(x))
+
+    def extra_repr(self):
+        return ""
+
+
+class Tanh(Activation):
     r"""Hyperbolic tangent, :math:`\tanh(x)`, elementwise."""
 
-    def forward(self, x):
-        return _as_tensor(x).tanh()
+    name = "tanh"
 
 
-class ReLU(Module):
+class ReLU(Activation):
     r"""Rectified linear unit, :math:`\max(x, 0)`, elementwise."""
 
-    def forward(self, x):
-        return _as_tensor(x).relu()
+    name = "relu"
 
 
-class Sigmoid(Module):
+class Sigmoid(Activation):
     r"""Logistic sigmoid, :math:`1 / (1 + e^{-x})`, elementwise."""
 
-    def forward(self, x):
-        return _as_tensor(x).sigmoid()
+    name = "sigmoid"
 
 
-class Softplus(Module):
+class Softplus(Activation):
     r"""Softplus, :math:`\log(1 + e^{x})`, elementwise (a smooth ReLU, positive outputs)."""
 
-    def forward(self, x):
-        return _as_tensor(x).softplus()
+    name = "softplus"
 
 
-class Identity(Module):
+class Identity(Activation):
     r"""The identity map (returns its input unchanged)."""
 
-    def forward(self, x):
-        return x
+    name = "identity"
 
 
 def _as_tensor(x):
@@ -145,31 +197,22 @@ def _as_tensor(x):
     raise TypeError(f"activation input must be a Tensor or ndarray, got {type(x).__name__}")
 
 
-#: Activation names accepted by :class:`MLP` and :func:`get_activation`.
-ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "softplus": Softplus,
-               "identity": Identity}
-
-
 def get_activation(activation, where="get_activation"):
-    r"""Turn an activation name (or Module) into a Module.
+    r"""Turn an activation name (or an :class:`Activation` Module) into an Activation Module.
 
     Parameters
     ----------
-    activation : str or Module
-        One of ``'tanh'``, ``'relu'``, ``'sigmoid'``, ``'softplus'``, ``'identity'``, or a Module
-        instance (returned as is).
+    activation : str or Activation
+        One of ``'tanh'``, ``'relu'``, ``'sigmoid'``, ``'softplus'``, ``'identity'``, or an
+        Activation instance (returned as is).
     """
-    if isinstance(activation, Module):
+    if isinstance(activation, Activation):
         return activation
-    if isinstance(activation, str):
-        try:
-            return ACTIVATIONS[activation.lower()]()
-        except KeyError:
-            pass
-        raise ValueError(f"{where}: unknown activation {activation!r}; expected one of "
-                         f"{sorted(ACTIVATIONS)} or a Module")
-    raise TypeError(f"{where}: activation must be a str (one of {sorted(ACTIVATIONS)}) or a "
-                    f"Module, got {type(activation).__name__}")
+    if isinstance(activation, Module):
+        raise TypeError(f"{where}: activation must be a name or an Activation, got "
+                        f"{type(activation).__name__}")
+    name = _activation_name(activation, where) or "identity"
+    return next(cls for cls in Activation.__subclasses__() if cls.name == name)()
 
 
 class MLP(Module):
@@ -179,13 +222,15 @@ class MLP(Module):
     ----------
     sizes : sequence of int, length >= 2
         ``[in_features, hidden_1, ..., out_features]``, e.g. ``[64, 100, 100, 20]``.
-    activation : str or Module
+    activation : str or Activation
         Applied after every layer but the last (``'tanh'`` as in the IWAE paper).
     rng : numpy.random.Generator
         Initialises every layer (keyword-only, required).
     dtype : {numpy.float64, numpy.float32}
-    output_activation : str, Module or None
+    output_activation : str, Activation or None
         Applied after the last layer (None: the output is affine, e.g. logits or means).
+    backend : {None, 'numpy', 'numba', 'cuda', 'auto'}
+        Kernel backend of every layer (see :class:`Linear`).
 
     Attributes
     ----------
@@ -204,7 +249,7 @@ class MLP(Module):
     """
 
     def __init__(self, sizes, activation="tanh", *, rng, dtype=np.float64,
-                 output_activation=None):
+                 output_activation=None, backend=None):
         super().__init__()
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"MLP: sizes must be a list of ints like [64, 100, 20], "
@@ -212,15 +257,22 @@ class MLP(Module):
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least 2 entries (input and output sizes), "
                              f"got {list(sizes)}")
-        sizes = [init.check_positive_int(s, f"sizes[{i}]", "MLP") for i, s in enumerate(sizes)]
-        init.check_rng(rng, "MLP")
-        init.check_float_dtype(dtype, "MLP")
+        sizes = [check_positive_int(s, f"sizes[{i}]", "MLP") for i, s in enumerate(sizes)]
+        check_rng(rng, "MLP")
+        check_float_dtype(dtype, "MLP")
         self.sizes = sizes
-        self.activation = get_activation(activation, "MLP")
+        self.activation = get_activation(activation, "MLP").name
         self.output_activation = (None if output_activation is None
-                                  else get_activation(output_activation, "MLP"))
-        self.layers = ModuleList(Linear(a, b, rng=rng, dtype=dtype)
-                                 for a, b in zip(sizes[:-1], sizes[1:]))
+                                  else get_activation(output_activation, "MLP").name)
+        acts = [self.activation] * (len(sizes) - 2) + [self.output_activation]
+        self.layers = ModuleList(Linear(a, b, rng=rng, dtype=dtype, activation=act,
+                                        backend=backend)
+                                 for a, b, act in zip(sizes[:-1], sizes[1:], acts))
+
+    @property
+    def backend(self):
+        """The kernel backend of the layers (None: the process default)."""
+        return self.layers[0].backend
 
     def forward(self, x):
         r"""Apply the network.
@@ -234,14 +286,9 @@ class MLP(Module):
         Tensor, shape (..., sizes[-1])
         """
         _check_input(x, self.sizes[0], "MLP")
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        for layer in self.layers:
             x = layer(x)
-            if i < last:
-                x = self.activation(x)
-        if self.output_activation is not None:
-            x = self.output_activation(x)
         return x
 
     def extra_repr(self):
-        return f"sizes={self.sizes}"
+        return f"sizes={self.sizes}, activation={self.activation!r}"

@@ -1,0 +1,221 @@
+r"""One IWAE training step against PyTorch: the speed protocol of ``docs/protocols.md``.
+
+One training step (forward, backward, Adam update) of the IWAE paper's architecture,
+784-200-200-50 (encoder 784-200-200-(mu, log sigma), decoder 50-200-200-784, tanh, Bernoulli),
+batch 20, at K = 1, 5, 50, on the backends asked for and, when torch is importable, in PyTorch
+on the same number of threads, interleaved in the same process, with the ratio. The step is that
+of :class:`scratchdgm.IWAE` (``objective(x, k, rng)``, ``backward``, :class:`scratchdgm.optim.Adam`
+on the model's backend), i.e. what users train. Median over ``--steps`` steps after warm-up.
+PyTorch is an optional peer: without it the table has our columns only.
+Run ``scratchdgm bench iwae-step [--k 1 5 50] [--threads 1] [--dtype float32]``.
+"""
+
+import json
+import statistics
+import sys
+import time
+
+from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+
+HELP = "one IWAE training step (784-200-200-50, Adam) against PyTorch"
+
+
+def configure_parser(p):
+    p.add_argument("--k", type=int, nargs="+", default=[1, 5, 50], metavar="K",
+                   help="importance samples (several allowed; default 1 5 50)")
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--backend", nargs="+", default=["numpy", "numba"], metavar="B",
+                   help="numpy | numba | cuda | auto (several allowed; default numpy numba)")
+    p.add_argument("--steps", type=int, default=60, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
+
+
+def _our_step(backend, k, batch, dtype, seed=0):
+    """Build the speed-protocol model and return a function doing one training step."""
+    import numpy as np
+
+    from scratchdgm.models.deep import IWAE
+    from scratchdgm.optim import Adam
+
+    model = IWAE(ARCH["input_dim"], latent_dim=ARCH["latent_dim"], hidden=ARCH["hidden"],
+                 k=k, dtype=dtype, random_state=seed, backend=backend)
+    opt = Adam(model.parameters(), lr=1e-3, backend=backend)
+    rng = np.random.default_rng(seed)
+    # Synthetic binary "images" (about 13% ones, like binarised MNIST): the step's cost does
+    # not depend on the pixel values.
+    x = (rng.random((batch, ARCH["input_dim"])) < 0.13).astype(dtype)
+
+    def step():
+        opt.zero_grad()
+        loss = model.objective(x, k, rng)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step.model = model
+    return step
+
+
+def _torch_step(k, batch, dtype, seed=0, init_from=None):
+    """The same step in PyTorch (an optional peer; None when torch is not importable).
+
+    ``init_from``: one of our IWAE models whose initial weights the torch networks copy, so
+    that both sides start from the same point (the weights set the spread of the log weights,
+    hence how many tiny -- and slow, subnormal -- numbers the backward pass meets).
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    import math
+
+    import numpy as np
+
+    torch.manual_seed(seed)
+    tdt = torch.float32 if dtype == "float32" else torch.float64
+    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
+    nn = torch.nn
+    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
+                        nn.Linear(h2, 2 * d)).to(tdt)
+    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
+                        nn.Linear(h1, p)).to(tdt)
+    if init_from is not None:
+        with torch.no_grad():
+            for ours, theirs in ((init_from.encoder, enc), (init_from.decoder, dec)):
+                lin = [m for m in theirs if isinstance(m, nn.Linear)]
+                for layer, t in zip(ours.layers, lin):
+                    t.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight.data.T)))
+                    t.bias.copy_(torch.from_numpy(layer.bias.data))
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy((rng.random((batch, p)) < 0.13).astype(dtype))
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+
+    def step():
+        opt.zero_grad()
+        h = enc(x)
+        mu, log_sigma = h[:, :d], h[:, d:]
+        eps = torch.randn(k, batch, d, dtype=tdt)
+        z = mu + log_sigma.exp() * eps
+        logits = dec(z)
+        log_px = -nn.functional.binary_cross_entropy_with_logits(
+            logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
+        log_qz = (-0.5 * eps * eps - log_sigma - half_log_2pi).sum(-1)
+        loss = -(torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(k)).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, torch
+
+
+def _with_ftz(torch, step):
+    """Run ``step`` with flush-to-zero / denormals-are-zero on, restoring the mode after."""
+    def wrapped():
+        torch.set_flush_denormal(True)
+        try:
+            return step()
+        finally:
+            torch.set_flush_denormal(False)
+    return wrapped
+
+
+def run(args):
+    for k in args.k:
+        if k < 1:
+            raise ValueError(f"--k must be >= 1, got {k}")
+    if args.batch < 1 or args.steps < 1:
+        raise ValueError("--batch and --steps must be >= 1")
+    from scratchdgm.backend import resolve_backend
+
+    backends = [resolve_backend(b) for b in args.backend]
+    _ctx = limit_threads(args.threads)  # noqa: F841
+    torch_mod = None
+    if not args.no_torch:
+        try:
+            import torch as torch_mod
+
+            torch_mod.set_num_threads(args.threads)
+        except ImportError:
+            torch_mod = None
+            print("(torch is not importable: the PyTorch peer is skipped)", file=sys.stderr)
+
+    rows = []
+    # interleave in rounds of `chunk` steps, so that both sides see the same machine load
+    chunk = 10
+    rounds = max(1, -(-args.steps // chunk))
+    for k in args.k:
+        runners = {b: _our_step(b, k, args.batch, args.dtype) for b in backends}
+        if torch_mod is not None:
+            runners["torch"] = _torch_step(k, args.batch, args.dtype,
+                                           init_from=runners[backends[0]].model)[0]
+            # PyTorch again with flush-to-zero (torch.set_flush_denormal), which PyTorch users
+            # may switch on: subnormal numbers slow its backward pass badly at large K. Our
+            # kernels avoid most of them by flushing negligible importance weights instead.
+            runners["torch-ftz"] = _with_ftz(torch_mod, _torch_step(
+                k, args.batch, args.dtype, init_from=runners[backends[0]].model)[0])
+        times = {name: [] for name in runners}
+        first = {}
+        for name, fn in runners.items():
+            # the first step of a backend includes its kernels' compilation (lazy, per dtype)
+            t0 = time.perf_counter()
+            fn()
+            first[name] = time.perf_counter() - t0
+            for _ in range(args.warmup):
+                fn()
+        for _ in range(rounds):
+            for name, fn in runners.items():
+                for _ in range(chunk):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+        med = {name: statistics.median(t[:args.steps]) for name, t in times.items()}
+        for b in backends:
+            row = {"k": k, "batch": args.batch, "threads": args.threads, "dtype": args.dtype,
+                   "backend": b, "step_seconds": med[b], "steps": len(times[b][:args.steps]),
+                   "first_step_seconds": first[b]}
+            if "torch" in med:
+                row["torch_step_seconds"] = med["torch"]
+                row["ratio_to_torch"] = med[b] / med["torch"]
+                row["torch_ftz_step_seconds"] = med["torch-ftz"]
+                row["ratio_to_torch_ftz"] = med[b] / med["torch-ftz"]
+            rows.append(row)
+
+    if args.json:
+        out = dict(rows[0]) if len(rows) == 1 else {"results": rows}
+        out["machine"] = machine_info(args.threads)
+        print(json.dumps(out, indent=2))
+        return 0
+    print(machine_line(args.threads))
+    print(f"IWAE step 784-200-200-50, batch {args.batch}, {args.dtype}, {args.threads} "
+          f"thread(s), median of {args.steps} steps (interleaved with the peer)")
+    headers = ["K", "backend", "step ms", "1st step s"]
+    if torch_mod is not None:
+        headers += ["torch ms", "ours / torch", "torch FTZ ms", "ours / torch FTZ"]
+    lines = []
+    for r in rows:
+        line = [r["k"], r["backend"], f"{1e3 * r['step_seconds']:.2f}",
+                f"{r['first_step_seconds']:.2f}"]
+        if "torch_step_seconds" in r:
+            line += [f"{1e3 * r['torch_step_seconds']:.2f}", f"{r['ratio_to_torch']:.2f}",
+                     f"{1e3 * r['torch_ftz_step_seconds']:.2f}",
+                     f"{r['ratio_to_torch_ftz']:.2f}"]
+        lines.append(line)
+    print(table(headers, lines))
+    print("(1st step: the first step of a fresh model; for numba in a fresh process it includes "
+          "compiling the kernels)")
+    return 0
+
+
+if __name__ == "__main__":
+    from scratchdgm.cli import main
+
+    sys.exit(main(["bench", "iwae-step", *sys.argv[1:]]))

@@ -1,0 +1,48 @@
+r"""What the ``train``, ``eval`` and ``sample`` commands share: the layout of a run directory,
+the data behind a ``--data`` spec, and the evaluation written to ``metrics.json``."""
+
+import os
+import time
+
+__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "load_data", "evaluate_model"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+METRICS_NAME = "metrics.json"
+
+
+def load_data(spec, seed=0):
+    r"""Data for a ``--data`` spec (see :func:`scratchdgm.data.get_dataset`): a dict with
+    ``x_train``, ``x_test`` (the once-binarised test set for binary datasets), ``y_train``,
+    ``y_test`` (or None) and ``binary``.
+
+    ``digits``: the protocol of ``docs/protocols.md`` (1500 / 297, the test set binarised once with seed 123);
+    ``mnist:DIR``: the IDX files in DIR; ``toy`` and the other synthetic sets: drawn with ``seed``.
+    """
+    from scratchdgm import data
+
+    spec = str(spec)
+    if spec.startswith("mnist:") and not os.path.isdir(spec.split(":", 1)[1]):
+        raise ValueError(f"--data {spec}: {spec.split(':', 1)[1]!r} is not a directory holding "
+                         f"the MNIST IDX files")
+    try:
+        ds = data.get_dataset(spec, seed)
+    except ValueError as exc:
+        raise ValueError(f"unknown --data {spec!r}: {exc}") from None
+    x_test = ds.x_test_binary if ds.binary and ds.x_test_binary is not None else ds.x_test
+    return {"x_train": ds.x_train, "x_test": x_test, "y_train": ds.y_train, "y_test": ds.y_test,
+            "binary": bool(ds.binary)}
+
+
+def evaluate_model(model, x_test, *, eval_k=5000, x_train=None, seed=0, bound_ks=(1, 5, 50)):
+    r"""Test log-likelihood (K = ``eval_k``), test bounds :math:`\mathcal L_K` for
+    ``bound_ks`` and active units: a JSON-ready dict."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    ll = model.score(x_test, k=eval_k, random_state=np.random.default_rng([seed, 1]))
+    eval_seconds = time.perf_counter() - t0
+    bounds = {str(k): model.bound(x_test, k, random_state=np.random.default_rng([seed, 2, k]))
+              for k in bound_ks}
+    units = model.active_units(x_train if x_train is not None else x_test)
+    return {"test_log_likelihood": ll, "eval_k": int(eval_k), "eval_seconds": eval_seconds,
+            "test_bounds": bounds, "active_units": units, "latent_dim": model.latent_dim}

@@ -1,0 +1,112 @@
+r"""``scratchdgm train {vae,iwae}``: train a VAE or an IWAE, checkpointing every epoch, then
+evaluate it (importance-sampled test log-likelihood with K = 5000, bounds, active units) and
+write ``metrics.json``.
+
+Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
+
+    scratchdgm train iwae --data digits --k 50 --epochs 100 --seed 0 --out runs/iwae50_s0
+
+writes ``runs/iwae50_s0/checkpoint.npz`` (weights, Adam state, RNG state: ``--resume`` continues
+bit for bit) and ``runs/iwae50_s0/metrics.json``.
+"""
+
+import os
+
+from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME, evaluate_model, load_data
+
+HELP = "train a VAE or IWAE (checkpoints every epoch, then metrics.json)"
+
+
+def configure_parser(parser):
+    parser.add_argument("model", choices=["vae", "iwae"], help="which bound to train on")
+    parser.add_argument("--data", default="digits",
+                        help="digits (the protocol of docs/protocols.md), toy, or mnist:DIR (default digits)")
+    parser.add_argument("--k", type=int, default=None,
+                        help="samples per point in the training bound (default: vae 1, iwae 50)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights and training draws")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--latent-dim", type=int, default=10)
+    parser.add_argument("--hidden", default="100,100",
+                        help="comma-separated hidden widths (decoder mirrors them)")
+    parser.add_argument("--activation", default="tanh")
+    parser.add_argument("--likelihood", default="bernoulli")
+    parser.add_argument("--prior", default="normal", help="normal, gmm or gmm:C")
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--eval-k", type=int, default=5000,
+                        help="importance samples of the test log-likelihood (default 5000)")
+    parser.add_argument("--backend", default=None,
+                        help="kernel backend: numpy, numba, cuda or auto (default: the fastest)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the checkpoint in --out (settings must match)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_hidden(text):
+    try:
+        sizes = tuple(int(s) for s in str(text).split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated ints like 100,100, got "
+                         f"{text!r}") from None
+    if not sizes:
+        raise ValueError(f"--hidden needs at least one width, got {text!r}")
+    return sizes
+
+
+def run(args):
+    import numpy as np
+
+    from scratchdgm import IWAE, VAE
+    from scratchdgm.backend import get_backend, resolve_backend
+    from scratchdgm.checkpoint import write_json_atomic
+
+    for name in ("epochs", "latent_dim", "batch_size", "eval_k"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"--k must be >= 1 (importance samples per point), got {args.k}")
+    hidden = parse_hidden(args.hidden)
+    out = args.out
+    ckpt = os.path.join(out, CHECKPOINT_NAME)
+    if os.path.exists(ckpt) and not args.resume:
+        raise FileExistsError(f"{ckpt} exists; pass --resume to continue that run, or choose "
+                              f"another --out (nothing was overwritten)")
+    ds = load_data(args.data, args.seed)
+    cls = IWAE if args.model == "iwae" else VAE
+    model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
+                likelihood=args.likelihood,
+                prior=args.prior, k=args.k, dtype=np.dtype(args.dtype), random_state=args.seed,
+                backend=args.backend)
+    if ds["binary"] is False and model.observation.binary_data:
+        raise ValueError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
+                         f"student_t")
+    # validate the data against the model before creating anything on disk
+    model.check_data(ds["x_train"], "training data", allow_unit_interval=True)
+    model.check_data(ds["x_test"], "test data")
+    os.makedirs(out, exist_ok=True)
+    model.fit(ds["x_train"], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+              X_val=ds["x_test"], checkpoint=ckpt, resume=args.resume,
+              progress=not args.no_progress, random_state=args.seed)
+    hist = model.history_
+    metrics = {
+        "model": args.model, "k": model.k, "data": args.data, "seed": args.seed,
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "config": model.config(),
+        "train_seconds": hist["train_seconds"],
+        "fit_seconds": float(sum(hist["epoch_seconds"])),
+        "final_train_bound": hist["train_bound"][-1] if hist["train_bound"] else None,
+        "final_val_bound": hist["val_bound"][-1] if hist["val_bound"] else None,
+        "history": hist,
+    }
+    metrics["backend"] = get_backend() if args.backend is None else resolve_backend(args.backend)
+    metrics.update(evaluate_model(model, ds["x_test"], eval_k=args.eval_k,
+                                  x_train=ds["x_train"], seed=args.seed))
+    write_json_atomic(os.path.join(out, METRICS_NAME), metrics)
+    print(f"{args.model} k={model.k} seed={args.seed}: test log-likelihood "
+          f"{metrics['test_log_likelihood']:.3f} (K={args.eval_k}), train "
+          f"{metrics['train_seconds']:.1f}s, active units {metrics['active_units']}/"
+          f"{model.latent_dim}; wrote {out}")
+    return 0

@@ -1,0 +1,257 @@
+r"""Variational bounds of deep latent variable models: the IWAE bound, the VAE bound (two forms)
+and the importance-sampled log-likelihood estimate.
+
+Algorithm: *importance-weighted variational inference* (Burda, Grosse & Salakhutdinov 2016). For
+a DLVM :math:`z \sim p(z)`, :math:`x \mid z \sim p_\theta(x \mid z)` with an amortised proposal
+:math:`q_\gamma(z \mid x)`, draw :math:`z_1, \dots, z_K \sim q_\gamma(z \mid x)` and form the
+log importance weights
+
+.. math::
+
+    \log w_k = \log p_\theta(x \mid z_k) + \log p(z_k) - \log q_\gamma(z_k \mid x).
+
+Everything here is a pure function of those log-weights (or of the Gaussian parameters), so that
+the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients flowing back),
+evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
+
+Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, slides "Maximum likelihood for DLVM" (the
+bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
+the closed-form KL itself is :func:`scratchdgm.distributions.kl_divergence`); ``001_6c8d427d4ea74748.txt``,
+"Amortised variational inference".
+"""
+
+import math
+
+import numpy as np
+
+from scratchdgm import autodiff as _ad
+from scratchdgm import numerics as _num
+from scratchdgm.autodiff import fused as _fused
+
+__all__ = [
+    "log_mean_exp",
+    "iwae_bound",
+    "elbo_monte_carlo",
+    "elbo_analytic_kl",
+    "importance_sampled_log_likelihood",
+]
+
+
+def _as_tensor(x):
+    return x if isinstance(x, _ad.Tensor) else _ad.tensor(np.asarray(x))
+
+
+def _check_log_weights(log_w):
+    if log_w.ndim != 2:
+        raise ValueError(f"log-weights must have shape (K, batch) with the K importance samples "
+                         f"on axis 0, got an array of shape {log_w.shape}")
+    if log_w.shape[0] < 1:
+        raise ValueError("log-weights have K = 0 importance samples; expected K >= 1")
+
+
+def log_mean_exp(log_w, axis=0):
+    r"""Numerically stable :math:`\log \frac1K \sum_k \exp(\log w_k)` along ``axis``.
+
+    Parameters
+    ----------
+    log_w : Tensor or ndarray
+        Log-weights; ``axis`` has length :math:`K \ge 1`.
+    axis : int
+        The axis to average over.
+
+    Returns
+    -------
+    Tensor
+        ``log_w`` with ``axis`` removed.
+
+    Notes
+    -----
+    .. math::
+
+        \log \frac1K \sum_{k=1}^K e^{a_k} = m + \log \sum_k e^{a_k - m} - \log K,
+        \qquad m = \max_k a_k,
+
+    so no exponential overflows; the gradient is the vector of normalised weights
+    :math:`\tilde w_k = e^{a_k} / \sum_j e^{a_j}`.
+    """
+    log_w = _as_tensor(log_w)
+    k = log_w.shape[axis]
+    return _ad.logsumexp(log_w, axis=axis) - math.log(k)
+
+
+def iwae_bound(log_w, *, backend=None):
+    r"""The importance-weighted bound :math:`\mathcal L_K` of each data point.
+
+    Parameters
+    ----------
+    log_w : Tensor or ndarray, shape (K, batch)
+        Log importance weights :math:`\log w_{k,i} = \log p_\theta(x_i \mid z_{ik}) + \log
+        p(z_{ik}) - \log q_\gamma(z_{ik} \mid x_i)` with :math:`z_{ik} \sim q_\gamma(z \mid x_i)`.
+    backend : {None, 'numpy', 'numba', 'cuda', 'auto'}
+        Kernel backend of the fused log-sum-exp (None: the process default).
+
+    Returns
+    -------
+    Tensor, shape (batch,)
+        A single-draw, unbiased estimate of :math:`\mathcal L_K(x_i)` for each point.
+
+    Notes
+    -----
+    .. math::
+
+        \mathcal L_K(\theta, \gamma; x) = \mathbb E_{z_1..z_K \sim q_\gamma(z|x)}
+        \left[ \log \frac1K \sum_{k=1}^K w_k \right] \le \log p_\theta(x),
+        \qquad \mathcal L_1 \le \mathcal L_2 \le \dots \le \mathcal L_K \to \log p_\theta(x).
+
+    With reparametrised :math:`z_k = \mu_\gamma(x) + \sigma_\gamma(x) \odot \varepsilon_k`, the
+    gradient is :math:`\sum_k \tilde w_k \nabla \log w_k` with the normalised weights
+    :math:`\tilde w_k = w_k / \sum_j w_j` (Burda et al. 2016, eq. 14): it flows through the
+    backward of logsumexp. For :math:`K = 1` this is the VAE bound in its Monte Carlo form.
+
+    References
+    ----------
+    Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, ICLR, eq. 8
+    (bound), Theorem 1 (monotone in K), eq. 14 (gradient).
+    Lecture ``000_dd8cf90fba7bcfac.txt``, "Maximum likelihood for DLVM".
+    """
+    log_w = _as_tensor(log_w)
+    _check_log_weights(log_w)
+    # log_mean_exp(log_w, axis=0) in one fused, stable pass on the current backend (its NumPy
+    # reference is scratchdgm.kernels.reference.logsumexp; tests hold the two together)
+    return _fused.iw_logsumexp(log_w, backend=backend) - math.log(log_w.shape[0])
+
+
+def elbo_monte_carlo(log_w):
+    r"""The VAE bound :math:`\mathcal L_1` estimated by averaging K single-sample log-weights.
+
+    Parameters
+    ----------
+    log_w : Tensor or ndarray, shape (K, batch)
+
+    Returns
+    -------
+    Tensor, shape (batch,)
+
+    Notes
+    -----
+    .. math::
+
+        \mathcal L_1(\theta, \gamma; x) = \mathbb E_{z \sim q_\gamma(z|x)}
+        [\log p_\theta(x \mid z) + \log p(z) - \log q_\gamma(z \mid x)]
+        \approx \frac1K \sum_{k=1}^K \log w_k .
+
+    This is the "VAE with K samples" objective of Burda et al. (2016, Table 1): K samples reduce
+    the variance of the gradient but do not tighten the bound (contrast :func:`iwae_bound`).
+
+    References
+    ----------
+    Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 6 (SGVB estimator A).
+    Lecture ``000_dd8cf90fba7bcfac.txt``, "What about VAEs?".
+    """
+    log_w = _as_tensor(log_w)
+    _check_log_weights(log_w)
+    return log_w.mean(axis=0)
+
+
+def elbo_analytic_kl(log_px_given_z, kl):
+    r"""The VAE bound :math:`\mathcal L_1` as reconstruction term minus the closed-form KL.
+
+    Parameters
+    ----------
+    log_px_given_z : Tensor or ndarray, shape (K, batch)
+        :math:`\log p_\theta(x_i \mid z_{ik})` for :math:`z_{ik} \sim q_\gamma(z \mid x_i)`.
+    kl : Tensor or ndarray, shape (batch,)
+        :math:`\mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z))`, e.g. from
+        :func:`scratchdgm.distributions.kl_divergence`.
+
+    Returns
+    -------
+    Tensor, shape (batch,)
+
+    Notes
+    -----
+    .. math::
+
+        \mathcal L_1(\theta, \gamma; x) = \underbrace{\mathbb E_{z \sim q_\gamma(z|x)}
+        [\log p_\theta(x \mid z)]}_{\text{minus reconstruction error}}
+        - \underbrace{\mathrm{KL}(q_\gamma(z \mid x) \,\|\, p(z))}_{\text{KL regulariser}} .
+
+    Same expectation as :func:`elbo_monte_carlo`, lower variance (only the reconstruction term is
+    estimated).
+
+    References
+    ----------
+    Kingma & Welling (2014), ICLR, eq. 7 and 10 (SGVB estimator B).
+    Lecture ``000_dd8cf90fba7bcfac.txt``, "What about VAEs?", "More on this KL regulariser".
+    """
+    log_px_given_z = _as_tensor(log_px_given_z)
+    _check_log_weights(log_px_given_z)
+    return log_px_given_z.mean(axis=0) - _as_tensor(kl)
+
+
+def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):
+    r"""Importance-sampled :math:`\log p_\theta(x_i)` with K samples, in bounded memory.
+
+    Parameters
+    ----------
+    log_weights_fn : callable ``(idx, k_chunk) -> ndarray, shape (k_chunk, len(idx))``
+        Draws ``k_chunk`` fresh samples :math:`z \sim q_\gamma(z \mid x_i)` for the data points
+        ``idx`` (an int array) and returns their log-weights. Called with no gradient recording
+        by the caller's choice; this function only combines the chunks.
+    n : int
+        Number of data points.
+    k : int
+        Total importance samples per point (Burda et al. use 5000).
+    chunk_size : int
+        At most about this many (sample, point) pairs are materialised at a time.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        :math:`\log \frac1K \sum_{k=1}^K w_{ik}` for each point.
+
+    Notes
+    -----
+    .. math::
+
+        \log \hat p(x_i) = \log \frac1K \sum_{k=1}^K
+        \frac{p_\theta(x_i \mid z_{ik}) \, p(z_{ik})}{q_\gamma(z_{ik} \mid x_i)},
+        \qquad z_{ik} \sim q_\gamma(z \mid x_i).
+
+    The K samples are split into chunks; each chunk contributes its log-sum-exp
+    :math:`\log \sum_{k \in c} w_k` (:func:`scratchdgm.numerics.logsumexp`) and the chunks are
+    combined by one more log-sum-exp, so the result equals the
+    one-shot estimate up to rounding while memory stays :math:`O(\text{chunk\_size})`. This is a
+    single draw of :math:`\mathcal L_K`, a lower bound on average that is consistent as
+    :math:`K \to \infty`.
+
+    References
+    ----------
+    Burda et al. (2016), ICLR, Section 5 ("log-likelihood ... estimated with k = 5000");
+    lecture ``000_dd8cf90fba7bcfac.txt``, "Maximum likelihood for DLVMs via importance sampling".
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (the number of importance samples) must be an int >= 1, got {k!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+    k, n = int(k), int(n)
+    out = np.empty(n)
+    # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
+    k_chunk = min(k, chunk_size)
+    batch = max(1, chunk_size // k_chunk)
+    for start in range(0, n, batch):
+        idx = np.arange(start, min(n, start + batch))
+        partial = []
+        done = 0
+        while done < k:
+            kc = min(k_chunk, k - done)
+            lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
+            if lw.shape != (kc, len(idx)):
+                raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
+                                 f"({kc}, {len(idx)})")
+            partial.append(_num.logsumexp(lw, axis=0))
+            done += kc
+        out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
+    return out

@@ -1,0 +1,475 @@
+r"""Deep latent variable models trained by amortised variational inference: the variational
+autoencoder (VAE, bound :math:`\mathcal L_1`) and the importance-weighted autoencoder (IWAE,
+bound :math:`\mathcal L_K`).
+
+The model ([Mattei-DGM, "Deep latent variable models"] in ``docs/lectures.md``)
+
+.. math::
+
+    z \sim p(z), \qquad x \mid z \sim \Phi(x \mid f_\theta(z)),
+
+with an MLP decoder :math:`f_\theta`, an observation model :math:`\Phi`
+(:mod:`~scratchdgm.models.deep.observation`) and a prior :math:`p(z)`
+(:mod:`~scratchdgm.models.deep.priors`), and the amortised proposal
+([Mattei-S2D, "Amortised variational inference"])
+
+.. math::
+
+    q_\gamma(z \mid x) = \mathcal N\big(z \mid \mu_\gamma(x), \mathrm{diag}\,\sigma_\gamma(x)^2
+    \big),
+
+an MLP encoder outputting :math:`(\mu_\gamma(x), \log \sigma_\gamma(x))`.
+
+The two classes differ in one method, :meth:`VAE.batch_bound`, the bound they train on
+(:mod:`~scratchdgm.models.deep.bounds`):
+
+* :class:`VAE` -- :math:`\mathcal L_1` (Kingma & Welling 2014), estimated with ``k`` samples per
+  point, the KL term in closed form when the prior allows it ([Mattei-DGM, "What about VAEs?"]);
+* :class:`IWAE` -- :math:`\mathcal L_K` with ``K = k`` (Burda et al. 2016, eq. 8).
+
+This module holds the model and its objective. Evaluation (:meth:`VAE.score_samples`,
+:meth:`VAE.bound`, :meth:`VAE.active_units`) is :mod:`~scratchdgm.models.deep.evaluation`,
+saving and loading :mod:`~scratchdgm.models.deep.persistence`, and the training loop behind
+:meth:`VAE.fit` :mod:`~scratchdgm.models.deep.training`.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from scratchdgm import autodiff as _ad
+from scratchdgm.distributions import DiagNormal
+from scratchdgm.models.deep import bounds as _bounds
+from scratchdgm.models.deep import evaluation as _evaluation
+from scratchdgm.models.deep import persistence as _persistence
+from scratchdgm.models.deep import training as _training
+from scratchdgm.models.deep.observation import make_observation
+from scratchdgm.models.deep.priors import make_prior
+from scratchdgm.nn import MLP, Module
+from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
+
+__all__ = ["VAE", "IWAE", "WeightedSamples"]
+
+_HIDDEN_ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+
+
+class WeightedSamples(NamedTuple):
+    r"""K importance samples per data point and their log-weights (one forward pass).
+
+    Attributes
+    ----------
+    log_w : Tensor, shape (K, B)
+        :math:`\log w_{ik} = \log p_\theta(x_i \mid z_{ik}) + \log p(z_{ik})
+        - \log q_\gamma(z_{ik} \mid x_i)`.
+    log_px_given_z : Tensor, shape (K, B)
+        :math:`\log p_\theta(x_i \mid z_{ik})`, the reconstruction term.
+    q : DiagNormal, batch shape (B,)
+        The proposal :math:`q_\gamma(z \mid x_i)`.
+    z : Tensor, shape (K, B, d)
+        The reparametrised samples :math:`z_{ik} = \mu_\gamma(x_i) + \sigma_\gamma(x_i) \odot
+        \varepsilon_{ik}`.
+    """
+
+    log_w: _ad.Tensor
+    log_px_given_z: _ad.Tensor
+    q: DiagNormal
+    z: _ad.Tensor
+
+
+@_persistence.register_model
+class VAE(Module):
+    r"""Variational autoencoder: a DLVM with a Gaussian amortised encoder, trained on
+    :math:`\mathcal L_1`.
+
+    Parameters
+    ----------
+    input_dim : int
+        :math:`p`, the observed dimension.
+    latent_dim : int
+        :math:`d \ge 1`.
+    hidden : sequence of int
+        Hidden-layer widths of the encoder; the decoder mirrors them (the digits protocol of
+        ``docs/protocols.md``: ``(100, 100)``).
+    activation : {'tanh', 'relu', 'softplus', 'sigmoid'}
+        Hidden activation of both networks.
+    likelihood : str or ObservationModel
+        ``'bernoulli'`` (logits), ``'gaussian'`` / ``'gaussian:fixed'`` / ``'gaussian:learned'`` /
+        ``'gaussian:decoder'``, ``'student_t'``; see
+        :func:`~scratchdgm.models.deep.observation.make_observation`.
+    prior : str or prior Module
+        ``'normal'`` (:math:`\mathcal N(0, I_d)`), ``'gmm'`` or ``'gmm:C'`` (a learnable mixture of
+        C Gaussians, trained with the rest).
+    k : int
+        Samples per data point of the training objective (default: 1 for the VAE, 50 for the
+        IWAE).
+    kl : {'auto', 'analytic', 'mc'}
+        How the VAE objective treats the KL regulariser: closed form (``'analytic'``, needs a
+        Gaussian prior; ``'auto'`` picks it when available) or Monte Carlo. Ignored by IWAE.
+    dtype : {numpy.float64, numpy.float32}
+    random_state : None, int or numpy.random.Generator
+        Initialises the weights.
+    backend : {None, 'numpy', 'numba', 'cuda', 'auto'}
+        The kernel backend every fused op of this model runs on, and its optimiser's update in
+        :meth:`fit` (None: the process default, :func:`scratchdgm.get_backend`). Handed down to
+        the networks, the observation model and the prior; a runtime setting, not part of the
+        architecture (not saved).
+
+    Attributes
+    ----------
+    encoder : MLP, sizes ``[p, *hidden, 2 d]``
+        Outputs :math:`(\mu_\gamma(x), \log\sigma_\gamma(x))`: its weights are :math:`\gamma`.
+    decoder : MLP, sizes ``[d, *reversed(hidden), m]``
+        :math:`f_\theta`, with ``m = observation.n_outputs``: its weights are :math:`\theta`.
+    observation : ObservationModel
+        :math:`\Phi`.
+    prior : Module
+        :math:`p(z)`.
+    history_ : dict
+        Per-epoch training record after :meth:`fit`.
+
+    Notes
+    -----
+    The training objective, for a minibatch :math:`x_1..x_B` and
+    :math:`z_{ik} = \mu_\gamma(x_i) + \sigma_\gamma(x_i) \odot \varepsilon_{ik}`,
+    :math:`\varepsilon_{ik} \sim \mathcal N(0, I_d)` (the reparametrisation trick):
+
+    .. math::
+
+        \hat{\mathcal L}_1 = \frac1B \sum_i \Big( \frac1k \sum_{k'} \log p_\theta(x_i \mid
+        z_{ik'}) - \mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z)) \Big).
+
+    References
+    ----------
+    Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 10.
+    Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, ICLR (the "VAE"
+    rows of Table 1: k samples, bound :math:`\mathcal L_1`).
+    [Mattei-DGM, "What about VAEs?"] and [Isachenko-L4, "Variational autoencoder (VAE)"].
+    """
+
+    default_k = 1
+
+    def __init__(self, input_dim, latent_dim=10, hidden=(100, 100), *, activation="tanh",
+                 likelihood="bernoulli", prior="normal", k=None, kl="auto", dtype=np.float64,
+                 random_state=0, backend=None):
+        super().__init__()
+        where = type(self).__name__
+        self.input_dim = check_positive_int(input_dim, "input_dim", where)
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
+        if isinstance(hidden, (int, np.integer)):
+            hidden = (hidden,)
+        self.hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+        if not isinstance(activation, str):
+            raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
+                            f"{type(activation).__name__}")
+        self.activation = activation.lower()
+        if self.activation not in _HIDDEN_ACTIVATIONS:
+            raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
+                             f"{activation!r}")
+        self.k = check_positive_int(self.default_k if k is None else k, "k", where)
+        if kl not in ("auto", "analytic", "mc"):
+            raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
+        self.dtype = check_float_dtype(dtype, where)
+        rng = check_random_state(random_state, where)
+        self.backend = backend
+        self.observation = make_observation(likelihood, self.input_dim, dtype=self.dtype,
+                                            backend=backend)
+        self.prior = make_prior(prior, self.latent_dim, rng=rng, dtype=self.dtype,
+                                backend=backend)
+        if kl == "analytic" and not self.prior.has_analytic_kl:
+            raise ValueError(f"{where}: kl='analytic' needs a prior with a closed-form KL (the "
+                             f"standard normal); the {self.prior.kind!r} prior needs kl='mc'")
+        self.kl = kl
+        d, p = self.latent_dim, self.input_dim
+        self.encoder = MLP([p, *self.hidden, 2 * d], self.activation, rng=rng, dtype=self.dtype,
+                           backend=backend)
+        self.decoder = MLP([d, *reversed(self.hidden), self.observation.n_outputs],
+                           self.activation, rng=rng, dtype=self.dtype, backend=backend)
+        self.history_ = None
+
+    # -- the model: q_gamma(z | x), p_theta(x | z), the log-weights ---------------------------
+
+    def encode(self, x):
+        r"""The proposal :math:`q_\gamma(z \mid x) = \mathcal N(\mu_\gamma(x),
+        \mathrm{diag}\,\sigma_\gamma(x)^2)` for a batch ``x`` (Tensor or ndarray, shape (B, p)),
+        as a :class:`~scratchdgm.distributions.DiagNormal` of batch shape (B,)."""
+        h = self.encoder(x)
+        d = self.latent_dim
+        return DiagNormal(h[:, :d], h[:, d:], backend=self.backend)
+
+    def decode(self, z):
+        r"""The decoder outputs :math:`\eta = f_\theta(z)`, a Tensor of shape (..., m), for codes
+        ``z`` of shape (..., d): the parameters of :math:`p_\theta(x \mid z)`
+        (``self.observation.distribution(eta)``)."""
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, self.latent_dim) if len(lead) != 1 else z
+        eta = self.decoder(flat)
+        return eta.reshape(*lead, eta.shape[-1]) if len(lead) != 1 else eta
+
+    def weighted_samples(self, x, k, rng):
+        r"""Draw K reparametrised samples per point and their log-weights (differentiable).
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, p)
+            Observations (already validated and, for Bernoulli, binary).
+        k : int
+            Samples per observation.
+        rng : numpy.random.Generator
+            Source of :math:`\varepsilon`.
+
+        Returns
+        -------
+        WeightedSamples
+            ``log_w`` (k, B), ``log_px_given_z`` (k, B), ``q`` and ``z`` (k, B, d).
+
+        Notes
+        -----
+        .. math::
+
+            z_{ik} = \mu_\gamma(x_i) + \sigma_\gamma(x_i) \odot \varepsilon_{ik}, \qquad
+            \log w_{ik} = \log p_\theta(x_i \mid z_{ik}) + \log p(z_{ik})
+            - \log q_\gamma(z_{ik} \mid x_i).
+        """
+        x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
+        q = self.encode(x)
+        z = q.rsample(k, rng)                                        # (k, B, d)
+        log_px = self.observation.log_prob(x, self.decode(z))        # (k, B)
+        log_w = log_px + self.prior.log_prob(z) - q.log_prob(z)      # (k, B)
+        return WeightedSamples(log_w, log_px, q, z)
+
+    def log_weights(self, x, k, rng):
+        r"""The log importance weights alone, a Tensor of shape (k, B): the protocol the
+        evaluation functions (:mod:`~scratchdgm.models.deep.evaluation`) read."""
+        return self.weighted_samples(x, k, rng).log_w
+
+    def batch_bound(self, x, k, rng):
+        r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
+        :math:`\hat{\mathcal L}_1` with ``k`` samples, the KL in closed form when ``kl`` allows
+        (:func:`~scratchdgm.models.deep.bounds.elbo_analytic_kl`), else by Monte Carlo
+        (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo`)."""
+        s = self.weighted_samples(x, k, rng)
+        if self.kl == "analytic" or (self.kl == "auto" and self.prior.has_analytic_kl):
+            return _bounds.elbo_analytic_kl(s.log_px_given_z, self.prior.kl(s.q))
+        return _bounds.elbo_monte_carlo(s.log_w)
+
+    def objective(self, x, k=None, rng=None):
+        r"""The loss of one training step: minus the mean bound over the minibatch.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, p)
+            A minibatch (binary for a Bernoulli likelihood).
+        k : int or None
+            Samples per point (default: the model's ``k``).
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        Tensor, shape ()
+            ``loss``; a step is ``opt.zero_grad(); loss.backward(); opt.step()``.
+        """
+        k = self.k if k is None else check_positive_int(k, "k", "objective")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("objective needs rng, a numpy.random.Generator (randomness is "
+                            "explicit)")
+        return -self.batch_bound(x, k, rng).mean()
+
+    # -- the public boundary -----------------------------------------------------------------
+
+    def check_data(self, X, where="X", *, allow_unit_interval=False):
+        r"""Validate observations and return them as a C-contiguous array of the model's dtype.
+
+        Raises
+        ------
+        TypeError
+            Non-numeric data.
+        ValueError
+            Not 2-D, wrong number of columns, NaN / inf, or (Bernoulli) values other than 0/1
+            (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
+            dynamically).
+        """
+        if isinstance(X, _ad.Tensor):
+            X = X.data
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # pragma: no cover - exotic inputs
+            raise TypeError(f"{where} must be array-like, got {type(X).__name__}") from exc
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{where} must be a numeric array of shape (n_samples, "
+                            f"{self.input_dim}), got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"{where} must be 2-D, shape (n_samples, {self.input_dim}); got "
+                             f"shape {arr.shape}")
+        if arr.shape[1] != self.input_dim:
+            raise ValueError(f"{where} has {arr.shape[1]} columns but the model was built with "
+                             f"input_dim = {self.input_dim}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{where} has no rows; expected at least one sample")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.all(np.isfinite(arr)):
+            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
+                             f"expected finite values")
+        if self.observation.binary_data:
+            if allow_unit_interval:
+                if arr.min() < 0 or arr.max() > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
+                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
+                                     f"data, or intensities in [0, 1] to binarise dynamically")
+            else:
+                self.observation.check_data(arr, where)
+        return arr
+
+    def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
+            checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
+            callback=None, blas_threads=1):
+        r"""Train by minibatch Adam on the model's bound; see
+        :func:`scratchdgm.models.deep.training.fit` for every argument. Returns ``self``."""
+        _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
+            binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
+            random_state=random_state, val_k=val_k, callback=callback,
+            blas_threads=blas_threads)
+        return self
+
+    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000):
+        r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point with ``k`` samples,
+        shape (n,); see :func:`scratchdgm.models.deep.evaluation.score_samples`."""
+        return _evaluation.score_samples(self, X, k, random_state, chunk_size)
+
+    def score(self, X, k=5000, random_state=None, chunk_size=50_000):
+        r"""Mean importance-sampled test log-likelihood, :math:`\frac1n \sum_i \log \frac1K
+        \sum_k w_{ik}`, in nats per data point (higher is better); K = 5000 as in Burda et al.
+        (2016), Section 5."""
+        return float(np.mean(self.score_samples(X, k, random_state, chunk_size)))
+
+    def bound_samples(self, X, k=None, random_state=None):
+        r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per point (default K: the model's
+        ``k``); see :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
+        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state)
+
+    def bound(self, X, k=None, random_state=None):
+        r"""Mean IWAE bound :math:`\hat{\mathcal L}_K` over the rows of ``X`` (float); in
+        expectation :math:`\mathcal L_1 \le \mathcal L_5 \le \mathcal L_{50} \le \log
+        p_\theta(x)` (Burda et al. 2016, Theorem 1)."""
+        return float(np.mean(self.bound_samples(X, k, random_state)))
+
+    def transform(self, X):
+        r"""The posterior mean of each code, :math:`\mathbb E_{q_\gamma(z \mid x)}[z] =
+        \mu_\gamma(x)`, shape (n, d) (the amortised approximation of :math:`\mathbb E[z \mid
+        x]`)."""
+        X = self.check_data(X, allow_unit_interval=True)
+        with _ad.no_grad():
+            return np.array(self.encode(X).mu.data)
+
+    def decode_mean(self, Z):
+        r"""The mean of :math:`p_\theta(x \mid z)` for codes ``Z`` of shape (n, d), shape (n, p)
+        (pixel probabilities for a Bernoulli likelihood)."""
+        Z = np.asarray(Z, dtype=self.dtype)
+        if Z.ndim != 2 or Z.shape[1] != self.latent_dim:
+            raise ValueError(f"Z must have shape (n, {self.latent_dim}), got {Z.shape}")
+        with _ad.no_grad():
+            return np.array(self.observation.distribution(self.decode(_ad.tensor(Z))).mean.data)
+
+    def reconstruct(self, X):
+        r"""Auto-encode: the mean of :math:`p_\theta(x \mid z)` at the code :math:`\mu_\gamma(x)`,
+        shape (n, p)."""
+        return self.decode_mean(self.transform(X))
+
+    def sample(self, n_samples=1, random_state=None, *, return_latent=False):
+        r"""Draw from the model: :math:`z \sim p(z)`, then :math:`x \sim p_\theta(x \mid z)`.
+
+        Returns
+        -------
+        X : ndarray, shape (n_samples, p)
+        Z : ndarray, shape (n_samples, d)
+            Only if ``return_latent``.
+        """
+        n = check_positive_int(n_samples, "n_samples", "sample")
+        rng = check_random_state(random_state, "sample")
+        z = self.prior.distribution().sample((n,), rng)
+        with _ad.no_grad():
+            x = self.observation.distribution(self.decode(_ad.tensor(z))).sample(
+                random_state=rng)
+        return (x, z) if return_latent else x
+
+    def sample_means(self, n_samples=1, random_state=None, *, return_latent=False):
+        r""":math:`z \sim p(z)`, then the *mean* of :math:`p_\theta(x \mid z)` instead of a draw:
+        the smooth images usually shown as a VAE's samples. Same returns as :meth:`sample`."""
+        n = check_positive_int(n_samples, "n_samples", "sample_means")
+        rng = check_random_state(random_state, "sample_means")
+        z = self.prior.distribution().sample((n,), rng)
+        x = self.decode_mean(z)
+        return (x, z) if return_latent else x
+
+    def unit_activity(self, X):
+        r""":math:`A_u = \mathrm{Cov}_x(\mathbb E_{q(z|x)}[z_u])`, shape (d,); see
+        :func:`scratchdgm.models.deep.evaluation.unit_activity`."""
+        return _evaluation.unit_activity(self, X)
+
+    def active_units(self, X, threshold=0.01):
+        r"""Number of latent units with :math:`A_u > 0.01` (Burda et al. 2016, §5.2)."""
+        return _evaluation.active_units(self, X, threshold)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def config(self):
+        r"""The constructor arguments that rebuild this architecture (JSON-serialisable)."""
+        return {
+            "class": type(self).__name__,
+            "input_dim": self.input_dim,
+            "latent_dim": self.latent_dim,
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "likelihood": self.observation.config(),
+            "prior": self.prior.config(),
+            "k": self.k,
+            "kl": self.kl,
+            "dtype": self.dtype.name,
+        }
+
+    def save(self, path, metadata=None, *, extra_arrays=None):
+        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
+        :func:`scratchdgm.models.deep.persistence.save_model`."""
+        _persistence.save_model(self, path, metadata, extra_arrays=extra_arrays)
+
+    @classmethod
+    def load(cls, path):
+        r"""Rebuild the model (whichever class was saved) from a file written by :meth:`save`
+        or by training checkpoints; see :func:`scratchdgm.models.deep.persistence.load_model`."""
+        return _persistence.load_model(path)
+
+    def extra_repr(self):
+        return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "
+                f"hidden={list(self.hidden)}, k={self.k}, likelihood={self.observation.kind!r}, "
+                f"prior={self.prior.kind!r}")
+
+
+@_persistence.register_model
+class IWAE(VAE):
+    r"""Importance-weighted autoencoder: the same model as :class:`VAE`, trained on
+    :math:`\mathcal L_K` (default K = 50).
+
+    Parameters are those of :class:`VAE` (``kl`` is unused: :math:`\mathcal L_K` has no
+    closed-form part).
+
+    Notes
+    -----
+    .. math::
+
+        \hat{\mathcal L}_K = \frac1B \sum_i \log \frac1K \sum_{k=1}^K
+        \frac{p_\theta(x_i \mid z_{ik})\, p(z_{ik})}{q_\gamma(z_{ik} \mid x_i)},
+
+    whose gradient weighs each sample's :math:`\nabla \log w_{ik}` by its normalised weight
+    (:func:`scratchdgm.models.deep.bounds.iwae_bound`).
+
+    References
+    ----------
+    Burda, Grosse & Salakhutdinov (2016), ICLR, eq. 8 and 14. [Mattei-DGM, "Maximum likelihood
+    for DLVM"] (the IWAE bound).
+    """
+
+    default_k = 50
+
+    def batch_bound(self, x, k, rng):
+        r""":math:`\hat{\mathcal L}_K` of each point of a minibatch, K = ``k``, shape (B,)."""
+        return _bounds.iwae_bound(self.log_weights(x, k, rng), backend=self.backend)
