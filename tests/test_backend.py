@@ -115,3 +115,47 @@ def test_auto_avoids_numba_when_its_jit_is_disabled():
     # asked for explicitly, numba still runs (as plain Python: what a debugger needs)
     explicit = _run(code, NUMBA_DISABLE_JIT="1", SCRATCHDGM_BACKEND="numba")
     assert explicit.stdout.strip() == "numba", explicit.stderr
+
+
+def test_two_models_on_two_backends_do_not_disturb_each_other(monkeypatch):
+    """Each model and its optimiser run on the backend they were handed, whatever the process
+    default says and whatever the other model runs on."""
+    pytest.importorskip("numba")
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        pytest.skip("the numba backend is refused under NUMBA_DISABLE_JIT")
+    from scratchdgm.kernels import cpu, reference
+    from scratchdgm.optim import Adam
+
+    calls = {"numpy": 0, "numba": 0}
+    for name, module in (("numpy", reference), ("numba", cpu)):
+        for fn in ("logsumexp", "bernoulli_log_prob_with_grad", "diag_gaussian_log_prob",
+                   "linear", "adam_update"):
+            original = getattr(module, fn)
+
+            def counted(*args, _original=original, _name=name, **kwargs):
+                calls[_name] += 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(module, fn, counted)
+
+    x = (np.random.default_rng(0).random((6, 12)) < 0.4).astype(np.float64)
+    models = {b: sd.IWAE(12, 2, (5,), k=3, random_state=0, backend=b) for b in ("numpy", "numba")}
+    opts = {b: Adam(m.parameters(), lr=1e-2, backend=b) for b, m in models.items()}
+    previous = sd.set_backend("numpy")
+    try:
+        for step in range(2):
+            for b in ("numba", "numpy"):
+                sd.set_backend("numpy" if b == "numba" else "numba")  # the other one, on purpose
+                before = dict(calls)
+                opts[b].zero_grad()
+                models[b].objective(x, rng=np.random.default_rng(step)).backward()
+                opts[b].step()
+                other = "numpy" if b == "numba" else "numba"
+                assert calls[b] > before[b], f"{b} model ran no {b} kernel"
+                assert calls[other] == before[other], f"{b} model ran {other} kernels"
+    finally:
+        sd.set_backend(previous)
+    # and the two trained to the same numbers (the backends compute the same functions)
+    for (name, a), (_, b) in zip(models["numpy"].named_parameters(),
+                                 models["numba"].named_parameters()):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=1e-12, err_msg=name)

@@ -1,6 +1,10 @@
-r"""``scratchdgm train {vae,iwae}``: train a VAE or an IWAE, checkpointing every epoch, then
-evaluate it (importance-sampled test log-likelihood with K = 5000, bounds, active units) and
-write ``metrics.json``.
+r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then evaluate it
+(importance-sampled test log-likelihood with K = 5000, bounds, active units) and write
+``metrics.json``.
+
+``vae`` and ``iwae`` are defined here. Other model families register in :data:`FAMILIES` a
+module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
+run-directory helpers of :mod:`scratchdgm.cli._runs`.
 
 Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
 
@@ -14,11 +18,34 @@ import os
 
 from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME, evaluate_model, load_data
 
-HELP = "train a VAE or IWAE (checkpoints every epoch, then metrics.json)"
+from importlib import import_module
+
+HELP = "train a model (checkpoints every epoch, then metrics.json)"
+
+#: model families trained by other modules: name -> module (HELP, configure_parser, run)
+FAMILIES = {}
 
 
 def configure_parser(parser):
-    parser.add_argument("model", choices=["vae", "iwae"], help="which bound to train on")
+    sub = parser.add_subparsers(dest="model", metavar="MODEL")
+    sub.required = True
+    for name, help_text in (("vae", "VAE: the bound L_1 (Kingma & Welling 2014)"),
+                            ("iwae", "IWAE: the bound L_K (Burda et al. 2016)")):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        configure_vae_parser(p)
+        p.set_defaults(_train_run=run_vae)
+    for name, module_name in FAMILIES.items():
+        module = import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.configure_parser(p)
+        p.set_defaults(_train_run=module.run)
+
+
+def run(args):
+    return args._train_run(args)
+
+
+def configure_vae_parser(parser):
     parser.add_argument("--data", default="digits",
                         help="digits (the protocol of docs/protocols.md), toy, or mnist:DIR (default digits)")
     parser.add_argument("--k", type=int, default=None,
@@ -55,7 +82,7 @@ def parse_hidden(text):
     return sizes
 
 
-def run(args):
+def run_vae(args):
     import numpy as np
 
     from scratchdgm import IWAE, VAE
