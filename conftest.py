@@ -19,7 +19,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 # ------------------------------------------------------------ Numba compile cost of the run
-# The kernels compile lazily, on first call, once per dtype (design.md §4). This listener adds
+# The kernels compile lazily, on first call, once per dtype. This listener adds
 # up the time Numba spends compiling in the test process and prints it at the end of the run,
 # so that the cost of the compiled backend stays visible. (Subprocess runs -- the CUDA
 # simulator and NUMBA_DISABLE_JIT checks -- are not included.)

@@ -1,4 +1,4 @@
-r"""Hot-path kernels of the IWAE objective, three times over (design.md §4).
+r"""Hot-path kernels of the IWAE objective, three times over.
 
 * :mod:`scratchdgm.kernels.reference` -- plain NumPy: the specification.
 * :mod:`scratchdgm.kernels.cpu` -- Numba ``@njit`` kernels (compiled on first call).
@@ -6,8 +6,8 @@ r"""Hot-path kernels of the IWAE objective, three times over (design.md §4).
 
 Every module exposes the same functions with the same signatures (see :data:`KERNEL_NAMES`):
 ``logsumexp`` / ``logsumexp_backward`` over the K importance samples, the Bernoulli
-log-likelihood from logits (``bernoulli_log_prob``, ``bernoulli_log_prob_with_grad``,
-``bernoulli_log_prob_backward``), the diagonal-Gaussian log-density
+log-likelihood from logits (``bernoulli_log_prob``, ``bernoulli_log_prob_with_grad``), the
+diagonal-Gaussian log-density
 (``diag_gaussian_log_prob``, ``diag_gaussian_log_prob_backward``) and the affine layer with a
 fused activation (``linear``, ``linear_backward``). They take and return ndarrays and know
 nothing of the autodiff (:mod:`scratchdgm.autodiff.fused` wraps them).

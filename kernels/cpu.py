@@ -53,7 +53,7 @@ from ._vmath import vexp, vexp_nonpos, vlog, vlog1p_unit, vsigmoid, vtanh
 __all__ = list(_ref.__all__)
 
 ACTIVATIONS = _ref.ACTIVATIONS
-_ACT_CODE = {None: 0, "tanh": 1, "relu": 2, "sigmoid": 3}
+_ACT_CODE = _ref.ACTIVATION_CODES
 
 _CACHE = os.environ.get("SCRATCHDGM_NUMBA_CACHE", "").strip().lower() in ("1", "true", "yes")
 
@@ -242,6 +242,15 @@ def _lse_backward_kernel(a, lse, grad, out, flush):
 
 
 def logsumexp(a):
+    r"""Log-sum-exp over axis 0 of a (K, B) array, in one pass over memory.
+
+    Same contract as :func:`scratchdgm.kernels.reference.logsumexp` (the specification):
+    :math:`\log\sum_k e^{a_{kb}}`, shape (B,), ``-inf`` for an all ``-inf`` column.
+    The algorithm differs (module docstring): each column is shifted by its *first* entry, so
+    no pass is spent finding the maximum; exponents are clamped at :data:`LSE_MAX_RISE`, and a
+    column where the clamp acted, whose first entry is not finite or that holds a NaN is
+    redone exactly in two passes. Columns are split between threads.
+    """
     a = _float_array(a, "a")
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"logsumexp expects an array of shape (K, B) with K >= 1, got {a.shape}")
@@ -254,15 +263,17 @@ def logsumexp(a):
 
 
 def logsumexp_backward(a, lse, grad):
+    r"""The normalised importance weights times the incoming gradient, one fused pass.
+
+    Same contract as :func:`scratchdgm.kernels.reference.logsumexp_backward`:
+    :math:`\bar a_{kb} = \bar y_b\, e^{a_{kb} - \operatorname{LSE}_b}`, with weights below
+    ``reference.WEIGHT_FLUSH_LOG`` set to 0.
+    """
     a = _float_array(a, "a")
     out = np.empty_like(a)
     _lse_backward_kernel(a, _same(lse, a.dtype), _same(grad, a.dtype), out,
                          a.dtype.type(_ref.WEIGHT_FLUSH_LOG[a.dtype.type]))
     return out
-
-
-logsumexp.__doc__ = _ref.logsumexp.__doc__
-logsumexp_backward.__doc__ = _ref.logsumexp_backward.__doc__
 
 
 # --------------------------------------------------------------------------- Bernoulli
@@ -305,20 +316,6 @@ def _bernoulli_grad_kernel(l, x, out, dl, one):
         out[k, b] = acc
 
 
-@njit(**_JIT_PAR)
-def _bernoulli_backward_kernel(l, x, grad, dl, one):
-    K, B, D = l.shape
-    for r in prange(K * B):
-        k = r // B
-        b = r - k * B
-        lr = l[k, b]
-        xr = x[b]
-        dr = dl[k, b]
-        g = grad[k, b]
-        for j in range(D):
-            dr[j] = g * (xr[j] - vsigmoid(lr[j]))
-
-
 def _bernoulli_args(logits, x):
     logits = _float_array(logits, "logits")
     x = _same(x, logits.dtype)
@@ -328,6 +325,12 @@ def _bernoulli_args(logits, x):
 
 
 def bernoulli_log_prob(logits, x):
+    r"""Bernoulli log-likelihood from logits, summed over the pixels, one parallel pass.
+
+    Same contract as :func:`scratchdgm.kernels.reference.bernoulli_log_prob`:
+    :math:`\sum_j x_j \ell_j - \operatorname{softplus}(\ell_j)` for logits (..., B, D) and
+    data (B, D), accumulated in float64.
+    """
     l3, x, lead = _bernoulli_args(logits, x)
     out = np.empty(l3.shape[:2], dtype=l3.dtype)
     _bernoulli_kernel(l3, x, out, l3.dtype.type(1))
@@ -335,24 +338,15 @@ def bernoulli_log_prob(logits, x):
 
 
 def bernoulli_log_prob_with_grad(logits, x):
+    r"""The Bernoulli log-likelihood and its gradient :math:`x - \sigma(\ell)` from the same
+    exponential, in one pass; contract of
+    :func:`scratchdgm.kernels.reference.bernoulli_log_prob_with_grad`.
+    """
     l3, x, lead = _bernoulli_args(logits, x)
     out = np.empty(l3.shape[:2], dtype=l3.dtype)
     dl = np.empty_like(l3)
     _bernoulli_grad_kernel(l3, x, out, dl, l3.dtype.type(1))
     return out.reshape(lead), dl.reshape(np.shape(logits))
-
-
-def bernoulli_log_prob_backward(logits, x, grad):
-    l3, x, lead = _bernoulli_args(logits, x)
-    g = _same(grad, l3.dtype).reshape(l3.shape[:2])
-    dl = np.empty_like(l3)
-    _bernoulli_backward_kernel(l3, x, g, dl, l3.dtype.type(1))
-    return dl.reshape(np.shape(logits))
-
-
-bernoulli_log_prob.__doc__ = _ref.bernoulli_log_prob.__doc__
-bernoulli_log_prob_with_grad.__doc__ = _ref.bernoulli_log_prob_with_grad.__doc__
-bernoulli_log_prob_backward.__doc__ = _ref.bernoulli_log_prob_backward.__doc__
 
 
 # --------------------------------------------------------------------------- diagonal Gaussian
@@ -424,6 +418,11 @@ def _gauss_args(z, mu, log_sigma):
 
 
 def diag_gaussian_log_prob(z, mu, log_sigma):
+    r"""Diagonal-Gaussian log-density summed over the last axis, one pass, no broadcast copies.
+
+    Same contract as :func:`scratchdgm.kernels.reference.diag_gaussian_log_prob`; an axis of
+    ``mu`` or ``log_sigma`` of length 1 is read with stride 0 instead of being materialised.
+    """
     (z, mu, ls), full, _ = _gauss_args(z, mu, log_sigma)
     out = np.empty(full[:-1], dtype=z.dtype)
     one = z.dtype.type(1)
@@ -432,6 +431,10 @@ def diag_gaussian_log_prob(z, mu, log_sigma):
 
 
 def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
+    r"""Gradients of :func:`diag_gaussian_log_prob` with respect to ``z``, ``mu`` and
+    ``log_sigma``, accumulated (in float64) directly at each argument's own shape; contract of
+    :func:`scratchdgm.kernels.reference.diag_gaussian_log_prob_backward`.
+    """
     shapes = (np.shape(z), np.shape(mu), np.shape(log_sigma))
     (z3, m3, s3), full, expanded = _gauss_args(z, mu, log_sigma)
     g = _same(grad, z3.dtype).reshape(full[:-1])
@@ -443,10 +446,6 @@ def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
             a = a.sum(axis=-1, keepdims=True)
         out.append(a.astype(z3.dtype).reshape(shape))
     return tuple(out)
-
-
-diag_gaussian_log_prob.__doc__ = _ref.diag_gaussian_log_prob.__doc__
-diag_gaussian_log_prob_backward.__doc__ = _ref.diag_gaussian_log_prob_backward.__doc__
 
 
 # --------------------------------------------------------------------------- linear layer
@@ -508,7 +507,8 @@ _check_linear = _ref._check_linear  # shared validation (reference.py)
 
 
 def linear(x, W, b, activation=None):
-    r"""Affine layer over stacked samples with a fused activation: :math:`y = f(xW + b)`.
+    r"""Affine layer over stacked samples with a fused activation: :math:`y = f(xW + b)`,
+    the contract of :func:`scratchdgm.kernels.reference.linear`.
 
     Parameters
     ----------
@@ -552,6 +552,11 @@ def linear(x, W, b, activation=None):
 
 
 def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
+    r"""Backward of :func:`linear`: one fused pass for :math:`\delta = \bar y \odot f'(y)` and
+    the bias gradient (column sums), then two BLAS products, :math:`\bar W = x^\top\delta`
+    and :math:`\bar x = \delta W^\top`; contract of
+    :func:`scratchdgm.kernels.reference.linear_backward`.
+    """
     x, W, _ = _check_linear(x, W, None, activation)
     n, m = W.shape
     x2 = x.reshape(-1, n)
@@ -582,9 +587,6 @@ def _colsum_kernel(g, gb):
                 acc[j] += gr[j]
 
 
-linear_backward.__doc__ = _ref.linear_backward.__doc__
-
-
 # --------------------------------------------------------------------------- Adam
 @njit(**_JIT)
 def _adam_kernel(data, grad, m, v, lr, b1, b2, d1, d2, c1, c2, eps, wd):
@@ -601,6 +603,10 @@ def _adam_kernel(data, grad, m, v, lr, b1, b2, d1, d2, c1, c2, eps, wd):
 
 
 def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0):
+    r"""One Adam step in place, in one pass over the flattened parameter and its moments; the
+    arithmetic is that of :func:`scratchdgm.kernels.reference.adam_update` (and of
+    :class:`scratchdgm.optim.Adam`), in the parameter's dtype.
+    """
     for name, arr in (("data", data), ("m", m), ("v", v)):
         if not (isinstance(arr, np.ndarray) and arr.flags.c_contiguous
                 and arr.dtype in (np.float32, np.float64)):
@@ -613,4 +619,3 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
                  t(1.0 - beta2 ** step), t(eps), t(weight_decay))
 
 
-adam_update.__doc__ = _ref.adam_update.__doc__

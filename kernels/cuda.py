@@ -43,7 +43,7 @@ from . import reference as _ref
 __all__ = list(_ref.__all__)
 
 ACTIVATIONS = _ref.ACTIVATIONS
-_ACT_CODE = {None: 0, "tanh": 1, "relu": 2, "sigmoid": 3}
+_ACT_CODE = _ref.ACTIVATION_CODES
 
 LSE_TX, LSE_TY = 32, 8       # log-sum-exp block: columns x row-slices
 ROW_THREADS = 128            # threads per row for the Bernoulli reduction
@@ -134,6 +134,11 @@ def _lse_backward_kernel(a, lse, grad, out, flush):
 
 
 def logsumexp(a):
+    r"""Log-sum-exp over axis 0 of a (K, B) array on the GPU: blocks of 32 columns x 8
+    threads down K, each thread an online max/rescale sum, then a shared-memory tree over the
+    8 partial sums (module docstring). Contract of
+    :func:`scratchdgm.kernels.reference.logsumexp`.
+    """
     a = _float_array(a, "a")
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"logsumexp expects an array of shape (K, B) with K >= 1, got {a.shape}")
@@ -145,6 +150,9 @@ def logsumexp(a):
 
 
 def logsumexp_backward(a, lse, grad):
+    r"""The normalised importance weights times the incoming gradient, one thread per entry;
+    contract of :func:`scratchdgm.kernels.reference.logsumexp_backward`.
+    """
     a = _float_array(a, "a")
     K, B = a.shape
     out = cuda.device_array((K, B), dtype=a.dtype)
@@ -192,16 +200,6 @@ def _bernoulli_kernel(l, x, out, dl, want_grad):
         out[k, b] = buf[0]
 
 
-@cuda.jit
-def _bernoulli_backward_kernel(l, x, grad, dl):
-    K, B, D = l.shape
-    r, j = cuda.grid(2)
-    if r < K * B and j < D:
-        k = r // B
-        b = r - k * B
-        dl[k, b, j] = grad[k, b] * (x[b, j] - 1.0 / (1.0 + math.exp(-l[k, b, j])))
-
-
 def _bernoulli_args(logits, x):
     logits = _float_array(logits, "logits")
     x = np.ascontiguousarray(x, dtype=logits.dtype)
@@ -222,23 +220,18 @@ def _bernoulli(logits, x, want_grad):
 
 
 def bernoulli_log_prob(logits, x):
+    r"""Bernoulli log-likelihood from logits, one block of threads per (k, b) row reducing over
+    the D pixels; contract of :func:`scratchdgm.kernels.reference.bernoulli_log_prob`.
+    """
     return _bernoulli(logits, x, False)[0]
 
 
 def bernoulli_log_prob_with_grad(logits, x):
+    r"""The Bernoulli log-likelihood and :math:`x - \sigma(\ell)` from the same kernel;
+    contract of :func:`scratchdgm.kernels.reference.bernoulli_log_prob_with_grad`.
+    """
     out, dl = _bernoulli(logits, x, True)
     return out, dl.reshape(np.shape(logits))
-
-
-def bernoulli_log_prob_backward(logits, x, grad):
-    l3, x, _ = _bernoulli_args(logits, x)
-    K, B, D = l3.shape
-    g = np.ascontiguousarray(grad, dtype=l3.dtype).reshape(K, B)
-    dl = cuda.device_array(l3.shape, dtype=l3.dtype)
-    if l3.size:
-        _bernoulli_backward_kernel[(_cdiv(K * B, EW), _cdiv(D, EW)), (EW, EW)](
-            cuda.to_device(l3), cuda.to_device(x), cuda.to_device(g), dl)
-    return dl.copy_to_host().reshape(np.shape(logits))
 
 
 # ------------------------------------------------------------------------- diagonal Gaussian
@@ -298,6 +291,9 @@ def _gauss_args(z, mu, log_sigma):
 
 
 def diag_gaussian_log_prob(z, mu, log_sigma):
+    r"""Diagonal-Gaussian log-density, one block per (k, b) row reducing over d; contract of
+    :func:`scratchdgm.kernels.reference.diag_gaussian_log_prob`.
+    """
     (z3, m3, s3), full = _gauss_args(z, mu, log_sigma)
     K, B = full[:2]
     out = cuda.device_array((K, B), dtype=z3.dtype)
@@ -309,6 +305,9 @@ def diag_gaussian_log_prob(z, mu, log_sigma):
 
 
 def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
+    r"""Elementwise gradients on the GPU, summed over broadcast axes on the host in float64;
+    contract of :func:`scratchdgm.kernels.reference.diag_gaussian_log_prob_backward`.
+    """
     shapes = (np.shape(z), np.shape(mu), np.shape(log_sigma))
     (z3, m3, s3), full = _gauss_args(z, mu, log_sigma)
     K, B, d = full
@@ -417,6 +416,10 @@ def linear(x, W, b, activation=None):
 
 
 def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
+    r"""Backward of :func:`linear`: the activation's derivative in one elementwise kernel, then
+    two tiled GEMMs for :math:`\bar W` and :math:`\bar x`; contract of
+    :func:`scratchdgm.kernels.reference.linear_backward`.
+    """
     x, W, _ = _check_linear(x, W, None, activation)
     n, m = W.shape
     x2 = x.reshape(-1, n)
@@ -451,6 +454,9 @@ def _adam_kernel(data, grad, m, v, lr, b1, b2, c1, c2, eps, wd):
 
 
 def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0):
+    r"""One Adam step, one thread per element, host arrays updated in place; the arithmetic of
+    :func:`scratchdgm.kernels.reference.adam_update`.
+    """
     # Host arrays in place: copy in, one thread per element, copy back.
     flat = [np.ascontiguousarray(a, dtype=data.dtype).reshape(-1) for a in (data, grad, m, v)]
     dev = [cuda.to_device(a) for a in flat]
@@ -460,9 +466,3 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
                                           1.0 - beta2 ** step, eps, weight_decay)
     for host, d in ((data, dev[0]), (m, dev[2]), (v, dev[3])):
         host.reshape(-1)[...] = d.copy_to_host()
-
-
-for _name in ("adam_update", "logsumexp", "logsumexp_backward", "bernoulli_log_prob",
-              "bernoulli_log_prob_with_grad", "bernoulli_log_prob_backward",
-              "diag_gaussian_log_prob", "diag_gaussian_log_prob_backward", "linear_backward"):
-    globals()[_name].__doc__ = getattr(_ref, _name).__doc__

@@ -35,7 +35,7 @@ References
 Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, ICLR, eq. 8 (bound) and
 eq. 14 (its gradient: the normalised importance weights).
 Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 10 (Gaussian encoder).
-Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, slides "Maximum likelihood for DLVM" (the
+Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"] (the
 IWAE bound L_K) and "Illustrative example of a DLVM for binary images" (the Bernoulli decoder
 ``Sigmoid(V tanh(Wz + b) + beta)``).
 """
@@ -50,7 +50,6 @@ __all__ = [
     "logsumexp_backward",
     "bernoulli_log_prob",
     "bernoulli_log_prob_with_grad",
-    "bernoulli_log_prob_backward",
     "diag_gaussian_log_prob",
     "diag_gaussian_log_prob_backward",
     "linear",
@@ -67,8 +66,12 @@ def _float_array(a, name):
     return np.ascontiguousarray(a)
 
 
-#: Activations the fused linear layer knows, ``None`` meaning the identity.
+#: Activations the fused linear layer knows, ``None`` meaning the identity: the one list of
+#: fused activations (the autodiff's fused op and the compiled kernels read it from here).
 ACTIVATIONS = (None, "tanh", "relu", "sigmoid")
+
+#: The integer code of each activation inside the compiled kernels (a branch on an int).
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
 
 #: Log of the smallest normalised importance weight kept by :func:`logsumexp_backward`.
 WEIGHT_FLUSH_LOG = {np.float32: -44.0, np.float64: -400.0}
@@ -182,8 +185,8 @@ def bernoulli_log_prob(logits, x):
 
     which equals :math:`\sum_j x_j \log \sigma(\ell_j) + (1 - x_j) \log(1 - \sigma(\ell_j))`
     without ever forming :math:`\sigma(\ell)` (stable for any logit). Lecture
-    ``000_dd8cf90fba7bcfac.txt``, "Deep latent variable models: the role of the observation
-    model" (Bernoulli observation model).
+    [Mattei-DGM, "Deep latent variable models: the role of the observation
+    model"] (Bernoulli observation model).
     """
     x = np.asarray(x, dtype=logits.dtype)
     _check_bernoulli(logits, x)
@@ -207,32 +210,6 @@ def bernoulli_log_prob_with_grad(logits, x):
     """
     x = np.asarray(x, dtype=logits.dtype)
     return bernoulli_log_prob(logits, x), (x - _num.sigmoid(logits)).astype(logits.dtype, copy=False)
-
-
-def bernoulli_log_prob_backward(logits, x, grad):
-    r"""Gradient of :func:`bernoulli_log_prob` with respect to the logits.
-
-    Parameters
-    ----------
-    logits : ndarray, shape (K, B, D)
-    x : ndarray, shape (B, D)
-    grad : ndarray, shape (K, B)
-        Gradient of the loss with respect to the summed log-likelihood.
-
-    Returns
-    -------
-    grad_logits : ndarray, shape (K, B, D)
-
-    Notes
-    -----
-    .. math::
-
-        \frac{\partial}{\partial \ell_{kbj}} = g_{kb}\, \big(x_{bj} - \sigma(\ell_{kbj})\big).
-    """
-    x = np.asarray(x, dtype=logits.dtype)
-    _check_bernoulli(logits, x)
-    out = np.asarray(grad, dtype=logits.dtype)[..., None] * (x - _num.sigmoid(logits))
-    return out.astype(logits.dtype, copy=False)
 
 
 def _gaussian_shapes(z, mu, log_sigma):

@@ -1,4 +1,4 @@
-r"""Backend switch: which implementation of the hot ops the autodiff runs (design.md §4).
+r"""Backend switch: which implementation of the hot ops the autodiff runs.
 
 A *backend* is a module of kernels with one common set of signatures (see
 :mod:`scratchdgm.kernels`):

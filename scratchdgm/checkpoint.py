@@ -4,7 +4,7 @@ Algorithm: *write to a temporary file, then rename*. :func:`save_npz` writes the
 temporary file in the destination's directory, flushes it and ``fsync``-s it to disk, and only
 then moves it over the destination with :func:`os.replace` (an atomic rename on POSIX and on
 Windows). A crash at any point before the rename leaves the previous checkpoint untouched; a crash
-after it leaves the new one complete (design.md §2, "No pickle").
+after it leaves the new one complete.
 
 File layout (an ordinary ``.npz`` zip archive, readable with ``numpy.load(path,
 allow_pickle=False)``):

@@ -1,7 +1,7 @@
 r"""First-order optimisers: stochastic gradient descent (with momentum) and Adam.
 
 Both update ``p.data`` **in place** from ``p.grad`` after ``loss.backward()``, in the PyTorch
-rhythm that students know (design.md §2)::
+rhythm that students know::
 
     opt = Adam(model.parameters(), lr=1e-3)
     for x in batches:
@@ -11,8 +11,8 @@ rhythm that students know (design.md §2)::
         opt.step()
 
 This is the "gradient step using stochastic gradients w.r.t. phi and theta via autograd" of the
-VAE training loop (seeds/002_f57a632ddca4a995.txt, "Amortized inference ELBO gradients,
-reparametrization trick"; seeds/000_dd8cf90fba7bcfac.txt, "How do we actually train VAEs?").
+VAE training loop ([Isachenko-L4, "Variational autoencoder (VAE)"];
+[Mattei-DGM, "How do we actually train VAEs?"] in ``docs/lectures.md``).
 
 An optimiser's :meth:`~Optimizer.state_dict` is a flat dict of ndarrays and Python scalars, so it
 can be stored next to the model in one ``.npz`` checkpoint (:mod:`scratchdgm.checkpoint`) and a
@@ -257,7 +257,7 @@ class Adam(Optimizer):
     ----------
     params : iterable of Tensor
     lr : float
-        Step size :math:`\alpha > 0` (default 1e-3, as in the paper and design.md §5).
+        Step size :math:`\alpha > 0` (default 1e-3, as in the paper and docs/protocols.md).
     betas : (float, float)
         Exponential decay rates :math:`(\beta_1, \beta_2)`, each in :math:`[0, 1)`.
     eps : float

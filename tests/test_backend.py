@@ -159,3 +159,22 @@ def test_two_models_on_two_backends_do_not_disturb_each_other(monkeypatch):
     for (name, a), (_, b) in zip(models["numpy"].named_parameters(),
                                  models["numba"].named_parameters()):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("module", ["cpu", "cuda"])
+def test_compiled_kernels_keep_their_own_docstrings(module):
+    """Each compiled kernel says how *it* computes (the reference says what); read from the
+    source, so that numba.cuda need not be importable."""
+    import ast
+    import pathlib
+
+    from scratchdgm.kernels import KERNEL_NAMES, reference
+
+    path = pathlib.Path(reference.__file__).with_name(f"{module}.py")
+    funcs = {n.name: ast.get_docstring(n) for n in ast.parse(path.read_text()).body
+             if isinstance(n, ast.FunctionDef)}
+    for name in KERNEL_NAMES:
+        doc = funcs.get(name)
+        assert doc, f"{module}.{name} has no docstring"
+        assert doc != (getattr(reference, name).__doc__ or "").strip(), f"{module}.{name}"
+        assert "reference" in doc, f"{module}.{name} should name the contract it implements"

@@ -28,6 +28,7 @@ def test_iwae_step_json_has_the_median_step_time(capsys):
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
 
 
+@pytest.mark.slow
 @compiled
 def test_iwae_step_table_for_several_backends(capsys):
     assert main(["bench", "iwae-step", "--k", "1", "--backend", "numpy", "numba", "--steps", "2",

@@ -27,7 +27,7 @@ def test_digits_protocol_split_and_ranges(digits):
     assert digits.x_train.dtype == np.float64
     assert digits.x_train.min() == 0.0 and digits.x_train.max() == 1.0
     assert digits.binary and digits.name == "digits"
-    # exactly design.md §5: data / 16, permutation from default_rng(0), first 1500 train
+    # exactly docs/protocols.md: data / 16, permutation from default_rng(0), first 1500 train
     bunch = load_digits()
     perm = np.random.default_rng(0).permutation(1797)
     np.testing.assert_array_equal(digits.x_train, bunch.data[perm[:1500]] / 16)
@@ -260,7 +260,7 @@ def test_toy_log_likelihood_matches_monte_carlo():
     x, _ = data.toy_dlvm_sample(6, rng)
     x = np.vstack([x, [[0.0, 0.0], [3.0, -12.0]]])
     quad = data.toy_dlvm_log_likelihood(x)
-    # simple Monte Carlo with the prior as proposal (lecture 000, "Beyond simple MC")
+    # simple Monte Carlo with the prior as proposal ([Mattei-DGM, "Beyond simple MC: importance sampling"])
     m = 200_000
     zs = rng.standard_normal(m)
     mu, sigma = data.toy_dlvm_decoder(zs)

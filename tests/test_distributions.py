@@ -39,7 +39,7 @@ def tril_from_free(a):
 
 
 def kl_formula(m0, s0, m1, s1):
-    """Lecture 000, "More on this KL regulariser", evaluated with dense NumPy linear algebra."""
+    """[Mattei-DGM, "More on this KL regulariser"], evaluated with dense NumPy linear algebra."""
     s1inv = np.linalg.inv(s1)
     dm = m1 - m0
     return 0.5 * (np.trace(s1inv @ s0) + dm @ s1inv @ dm - len(m0)
@@ -205,7 +205,7 @@ def test_kl_discrete_pairs():
     pq, pp = np.exp(log_softmax(lq, -1)), np.exp(log_softmax(lp, -1))
     np.testing.assert_allclose(kl_divergence(Categorical(lq), Categorical(lp)).data,
                                (pq * np.log(pq / pp)).sum(-1), rtol=1e-10)
-    # lecture 002: KL(q || uniform over K) = -H(q) + log K
+    # [Isachenko-L4]: KL(q || uniform over K) = -H(q) + log K
     np.testing.assert_allclose(kl_divergence(Categorical(lq), Categorical(np.zeros(5))).data,
                                -Categorical(lq).entropy().data + math.log(5), rtol=1e-10)
     bq, bp = expit(lq), expit(lp)

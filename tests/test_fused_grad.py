@@ -100,6 +100,7 @@ def _iwae_like(backend, dtype, seed):
 
 @settings(max_examples=10)
 @given(st.integers(0, 10**6), st.sampled_from([np.float32, np.float64]))
+@pytest.mark.slow
 def test_backends_agree_on_an_iwae_objective(seed, dtype):
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     l0, g0 = _iwae_like("numpy", dtype, seed)

@@ -161,15 +161,6 @@ def test_bernoulli_log_prob_equals_reference(case):
     _close(d1, d2, dt)
 
 
-@given(bernoulli_case())
-def test_bernoulli_backward_equals_reference(case):
-    logits, x, seed = case
-    g = np.random.default_rng(seed).standard_normal(logits.shape[:2]).astype(logits.dtype)
-    _close(cpu.bernoulli_log_prob_backward(logits, x, g),
-           ref.bernoulli_log_prob_backward(logits, x, g), logits.dtype.type,
-           scale=np.abs(g)[..., None])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bernoulli_two_dimensional_logits(dtype):
     rng = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""Quality guard on a short digits run (design.md §5 protocol, fewer epochs): IWAE trained on L_50
+"""Quality guard on a short digits run (docs/protocols.md protocol, fewer epochs): IWAE trained on L_50
 reaches a higher importance-sampled test log-likelihood than a VAE trained on L_1, as in Burda et
 al. (2016), Table 1. A paired one-sided z-test over test points, for two training seeds."""
 

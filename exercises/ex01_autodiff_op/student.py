@@ -18,7 +18,7 @@ class LogSumExp(sd.Function):
     ----------
     Burda, Grosse & Salakhutdinov (2016). Importance weighted autoencoders. ICLR, eq. 8 (the
     bound) and eq. 14 (its gradient: the normalised importance weights). Lecture
-    seeds/000_dd8cf90fba7bcfac.txt, "Maximum likelihood for DLVM".
+    [Mattei-DGM, "Maximum likelihood for DLVM"].
     """
 
     @staticmethod

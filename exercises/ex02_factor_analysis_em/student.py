@@ -1,5 +1,5 @@
 r"""Exercise ex02: the E-step and the M-step of EM for factor analysis (Ghahramani & Hinton 1996;
-lecture ``000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models").
+lecture [Mattei-DGM, "Linear latent-variable models"]).
 
 Write the two functions below; ``pytest exercises/ex02_factor_analysis_em -v`` checks them.
 """

@@ -1,5 +1,5 @@
 r"""Exercise ex03: the IWAE bound (Burda et al. 2016, eq. 8) and the closed-form KL between two
-Gaussians (lecture ``000_dd8cf90fba7bcfac.txt``, "More on this KL regulariser").
+Gaussians (lecture [Mattei-DGM, "More on this KL regulariser"]).
 
 Write the two functions below; ``pytest exercises/ex03_iwae_bound -v`` checks them.
 """

@@ -1,5 +1,6 @@
 r"""Exercise ex04: the Bernoulli log-likelihood from logits, summed over the pixels, and its
-gradient with respect to the logits (lecture 000, "the role of the observation model").
+gradient with respect to the logits ([Mattei-DGM, "Deep latent
+variable models: the role of the observation model"]).
 
 Write the two functions below; ``pytest exercises/ex04_bernoulli_kernel -v`` checks them.
 """

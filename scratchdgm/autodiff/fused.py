@@ -22,7 +22,7 @@ Together they are the IWAE objective of Burda et al. (2016, eq. 8): with
 
     \mathcal{L}_K = \operatorname{iw\_logsumexp}(\log w) - \log K.
 
-Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Maximum likelihood for DLVM".
+Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"].
 
 Importing this module imports neither numba nor numba.cuda; they load with the first op that
 runs on their backend.
@@ -31,6 +31,7 @@ runs on their backend.
 import numpy as np
 
 from scratchdgm import backend as _backend
+from scratchdgm.kernels import reference as _kernel_spec
 from scratchdgm.autodiff import grad_mode
 from scratchdgm.autodiff.function import Function
 from scratchdgm.autodiff.tensor import Tensor
@@ -38,8 +39,8 @@ from scratchdgm.autodiff.tensor import Tensor
 __all__ = ["iw_logsumexp", "bernoulli_log_prob", "diag_gaussian_log_prob", "linear",
            "ACTIVATIONS"]
 
-#: Activations :func:`linear` fuses, ``None`` meaning the identity.
-ACTIVATIONS = (None, "tanh", "relu", "sigmoid")
+#: Activations :func:`linear` fuses, ``None`` meaning the identity (the kernels' own list).
+ACTIVATIONS = _kernel_spec.ACTIVATIONS
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -180,8 +181,8 @@ def bernoulli_log_prob(logits, x, *, backend=None):
         \log p_\theta(x \mid z) = \sum_{j=1}^D x_j \ell_j - \log(1 + e^{\ell_j}),
         \qquad \frac{\partial}{\partial \ell_j} = x_j - \sigma(\ell_j).
 
-    Lecture ``000_dd8cf90fba7bcfac.txt``, "Deep latent variable models: the role of the
-    observation model" (Bernoulli observation model) and "Illustrative example of a DLVM for
+    Lecture [Mattei-DGM, "Deep latent variable models: the role of the
+    observation model"] (Bernoulli observation model) and "Illustrative example of a DLVM for
     binary images".
     """
     x = np.asarray(_data(x))

@@ -464,8 +464,8 @@ class LogSumExp(Function):
         y = m + \log \sum_k e^{x_k - m}, \quad m = \max_k x_k, \qquad
         \bar x_k = \bar y\, e^{x_k - y} = \bar y\, \operatorname{softmax}(x)_k .
 
-    In the IWAE bound (Burda et al. 2016, eq. 8; lecture 000, "Importance weighted
-    autoencoders") :math:`x_k = \log w_k` and the softmax is the vector of *normalised importance
+    In the IWAE bound (Burda et al. 2016, eq. 8; [Mattei-DGM, "Maximum likelihood
+    for DLVM"]) :math:`x_k = \log w_k` and the softmax is the vector of *normalised importance
     weights* :math:`\tilde w_k`: the gradient of :math:`\mathcal L_K` is a
     :math:`\tilde w`-weighted average of the per-sample gradients (Burda et al. eq. 14).
 
@@ -612,7 +612,8 @@ class BCEWithLogits(Function):
                    = \max(l, 0) - l\,t + \log(1 + e^{-|l|}),
 
     with :math:`\partial\ell/\partial l = \sigma(l) - t` and :math:`\partial\ell/\partial t = -l`.
-    It is minus the Bernoulli log-likelihood of lecture 000 ("Bernoulli observation model").
+    It is minus the Bernoulli log-likelihood of [Mattei-DGM, "Deep latent
+    variable models: the role of the observation model"].
     """
 
     @staticmethod
@@ -694,7 +695,7 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
                    = -\log \mathrm{Bernoulli}(t \mid \sigma(l)),
 
     so ``-binary_cross_entropy_with_logits(f(z), x, 'sum')`` is the Bernoulli decoder's
-    :math:`\log p_\theta(x \mid z)` (lecture 000, "Bernoulli observation model").
+    :math:`\log p_\theta(x \mid z)` ([Mattei-DGM, "Deep latent variable models: the role of the observation model"]).
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")

@@ -1,6 +1,6 @@
 r"""``scratchdgm sample DIR``: draw :math:`z \sim p(z)`, decode, and write a grid of samples as a
 PNG (and the sample means as ``.npy``): generation by ancestral sampling from the trained DLVM
-(lecture ``000_dd8cf90fba7bcfac.txt``, "Illustrative example of a DLVM for binary images",
+(lecture [Mattei-DGM, "Illustrative example of a DLVM for binary images"],
 "Generation").
 """
 

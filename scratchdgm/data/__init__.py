@@ -8,18 +8,18 @@ already on disk, and the toy sets are sampled. Every sampler takes a ``numpy.ran
 =====================================  =========================  ================  ==========
 dataset (``get_dataset`` spec)         shape (train / test)       range             binary
 =====================================  =========================  ================  ==========
-``digits`` (design.md §5)              (1500, 64) / (297, 64)     [0, 1] grey       test set
+``digits`` (docs/protocols.md)              (1500, 64) / (297, 64)     [0, 1] grey       test set
 ``digits-continuous``                  (1500, 64) / (297, 64)     (0, 1), dequant.  no
 ``mnist:DIR``                          (60000, 784) / (10000, .)  [0, 1] grey       test set
-``toy`` (lecture 000 1-D DLVM)         (1500, 2) / (500, 2)       about [-10, 10]²  no
+``toy`` ([Mattei-DGM] 1-D DLVM)         (1500, 2) / (500, 2)       about [-10, 10]²  no
 ``moons``                              (1500, 2) / (500, 2)       about [-1, 2]     no
 ``pinwheel``                           (1500, 2) / (500, 2)       about [-4, 4]²    no
 ``ring``                               (1500, 2) / (500, 2)       about [-2, 2]²    no
 ``heavy-tailed``                       (1500, 5) / (500, 5)       unbounded         no
 =====================================  =========================  ================  ==========
 
-Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Deep latent variable models: the role of the
-decoder" (the toy decoder with :math:`d = 1, p = 2`), "Deep latent variable models: the role of
+Lecture: [Mattei-DGM, "Deep latent variable models: the role of the
+decoder"] (the toy decoder with :math:`d = 1, p = 2`), "Deep latent variable models: the role of
 the observation model" (Gaussian, Bernoulli and Student's t observation models, hence binary and
 continuous data) and "Illustrative example of a DLVM for binary images" (binary MNIST).
 """

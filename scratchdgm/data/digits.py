@@ -29,7 +29,7 @@ def _digits_split(n):
 
 
 def load_digits_protocol(binarize_test=True, dtype=np.float64):
-    r"""The bundled digits under the protocol of design.md §5.
+    r"""The bundled digits under the protocol of docs/protocols.md.
 
     ``sklearn.datasets.load_digits().data / 16`` (1797 images of 8 x 8 pixels, grey levels
     0..16), split with ``numpy.random.default_rng(0).permutation(1797)``: the first 1500 indices
@@ -61,7 +61,7 @@ def load_digits_protocol(binarize_test=True, dtype=np.float64):
         x^{\text{bin}}_j \sim \mathcal B(x_j), \qquad x_j = \text{grey}_j / 16 \in [0, 1],
 
     so the binary data are a sample from a distribution the Bernoulli observation model of
-    lecture 000 ("Deep latent variable models: the role of the observation model") can fit.
+    [Mattei-DGM] ("Deep latent variable models: the role of the observation model") can fit.
 
     References
     ----------

@@ -149,7 +149,7 @@ def load_mnist(directory, binarize=False, random_state=TEST_BINARIZATION_SEED,
         first, then training set, from ``numpy.random.default_rng(random_state)``);
         ``'threshold'``: :math:`\mathbb 1[x \ge 1/2]`.
     random_state : int, default 123
-        Seed of the stochastic binarisation (123 for the test set, as design.md §5).
+        Seed of the stochastic binarisation (123 for the test set, as docs/protocols.md).
     dtype : {numpy.float64, numpy.float32}
 
     Returns

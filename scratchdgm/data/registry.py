@@ -17,10 +17,10 @@ __all__ = ["DATASET_SPECS", "get_dataset"]
 # ------------------------------------------------------------------------------ CLI specs
 #: valid ``--data`` specs and what they mean
 DATASET_SPECS = {
-    "digits": "bundled digits, design.md §5 protocol (1500/297 x 64, binary test set)",
+    "digits": "bundled digits, docs/protocols.md protocol (1500/297 x 64, binary test set)",
     "digits-continuous": "digits dequantised to (0, 1) for Gaussian / Student's t decoders",
     "mnist:DIR": "MNIST from the IDX files in directory DIR (60000/10000 x 784)",
-    "toy": "lecture 000's 1-D-latent toy DLVM (x in R^2; y holds the latent z)",
+    "toy": "[Mattei-DGM]'s 1-D-latent toy DLVM (x in R^2; y holds the latent z)",
     "moons": "two moons (2-D)",
     "pinwheel": "pinwheel with 5 arms (2-D)",
     "ring": "ring of 8 Gaussians (2-D)",

@@ -43,7 +43,7 @@ def toy_dlvm_decoder(z):
 
     References
     ----------
-    Lecture 000 (``shared/seeds/000_dd8cf90fba7bcfac.txt``), "Deep latent variable models: the
+    [Mattei-DGM, "Deep latent variable models: the
     role of the decoder".
     """
     z = np.asarray(z, dtype=np.float64)
@@ -84,7 +84,7 @@ def toy_dlvm_sample(n, rng):
 
     References
     ----------
-    Lecture 000, "Deep latent variable models: the role of the decoder".
+    [Mattei-DGM, "Deep latent variable models: the role of the decoder"].
     """
     n = check_positive_int(n, "n", "toy_dlvm_sample")
     rng = check_random_state(rng, "toy_dlvm_sample")
@@ -127,7 +127,7 @@ def toy_dlvm_log_likelihood(x, n_grid=20001, z_max=8.0):
 
     References
     ----------
-    Lecture 000, "Maximum likelihood for DLVM" (the integral) and "Deep latent variable models:
+    [Mattei-DGM, "Maximum likelihood for DLVM"] (the integral) and "Deep latent variable models:
     the role of the decoder" (the model).
     """
     x = np.asarray(x, dtype=np.float64)
@@ -216,7 +216,7 @@ def pinwheel(n, rng, n_arms=5, radial_std=0.3, tangential_std=0.05, rate=0.25):
     :math:`r = 1 + \text{radial\_std}\,\epsilon_1`, :math:`s = \text{tangential\_std}\,\epsilon_2`
     and rotate :math:`(r, s)` by :math:`2\pi k/K + \text{rate}\, e^{r}`, then scale by 2.
     A non-Gaussian, multimodal 2-D density on which a standard-Gaussian prior must work hard
-    (lecture 001, "The role of the prior").
+    ([Mattei-S2D, "The role of the prior"]).
 
     References
     ----------
@@ -261,8 +261,8 @@ def ring_of_gaussians(n, rng, k=8, radius=2.0, std=0.1):
         \rho (\cos \tfrac{2\pi j}{k}, \sin \tfrac{2\pi j}{k}), \text{std}^2 I_2\big).
 
     Its density is known exactly, so a model's log-likelihood can be compared with the truth; it
-    is also the textbook case for a Gaussian-mixture prior (lecture 001, "The role of the
-    prior").
+    is also the textbook case for a Gaussian-mixture prior ([Mattei-S2D, "The role of the
+    prior"]).
     """
     n = check_positive_int(n, "n", "ring_of_gaussians")
     k = check_positive_int(k, "k", "ring_of_gaussians")
@@ -310,9 +310,9 @@ def heavy_tailed_linear(n, rng, p=5, d=2, df=2.5, noise_scale=0.5):
 
     with fixed loadings :math:`W` (:math:`p \times d`, orthogonal columns of norm 2, a cosine
     basis; they do not depend on ``rng``). A Gaussian observation model
-    pays dearly for the outliers; the Student's t one of lecture 000 ("Deep latent variable
-    models: the role of the observation model") does not. It is factor analysis (lecture 000,
-    "Linear latent-variable models") with the Gaussian noise replaced by Student's t noise.
+    pays dearly for the outliers; the Student's t one of [Mattei-DGM] ("Deep latent variable
+    models: the role of the observation model") does not. It is factor analysis ([Mattei-DGM,
+    "Linear latent-variable models"]) with the Gaussian noise replaced by Student's t noise.
     """
     n = check_positive_int(n, "n", "heavy_tailed_linear")
     p = check_positive_int(p, "p", "heavy_tailed_linear")

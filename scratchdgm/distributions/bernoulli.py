@@ -36,7 +36,7 @@ class Bernoulli(Distribution):
 
     References
     ----------
-    Lecture 000, "Illustrative example of a DLVM for binary images" (decoder
+    [Mattei-DGM, "Illustrative example of a DLVM for binary images"] (decoder
     :math:`\mathrm{Sigmoid}(V \tanh(Wz + b) + \beta)`) and "Deep latent variable models: the role
     of the observation model"; Kingma & Welling (2014), Appendix C.1.
     """

@@ -83,7 +83,7 @@ def kl_divergence(q, p):
 
     Notes
     -----
-    Full covariance (lecture 000, "More on this KL regulariser"), with :math:`\Sigma = L L^\top`:
+    Full covariance ([Mattei-DGM, "More on this KL regulariser"]), with :math:`\Sigma = L L^\top`:
 
     .. math::
 
@@ -106,7 +106,7 @@ def kl_divergence(q, p):
     References
     ----------
     Kingma & Welling (2014), "Auto-encoding variational Bayes", ICLR, Appendix B (eq. 10);
-    lecture 000, "More on this KL regulariser".
+    [Mattei-DGM, "More on this KL regulariser"].
     """
     if not isinstance(q, Distribution) or not isinstance(p, Distribution):
         raise TypeError(f"kl_divergence: expected two Distribution objects, got "

@@ -9,7 +9,7 @@ deviation* (not the log variance); ``rsample``, ``log_prob`` and
 a sampler that reads a variance where the KL reads a log-variance.
 
 Lecture ([Mattei-DGM] in ``docs/lectures.md``): "Reparametrisation trick for
-:math:`\nabla_\gamma`" and "More on this KL regulariser" (full-covariance Gaussians).
+$\nabla_{\gamma}$" and "More on this KL regulariser" (full-covariance Gaussians).
 """
 
 import math
@@ -54,8 +54,8 @@ class DiagNormal(Distribution):
         - \log \sigma_j - \tfrac12 \log 2\pi\Big].
 
     ``rsample`` is the reparametrisation :math:`z = \mu + \sigma \odot \epsilon`,
-    :math:`\epsilon \sim \mathcal N(0, I_d)` (lecture 000, "Reparametrisation trick for
-    :math:`\nabla_\gamma`"), so gradients reach :math:`\mu` and :math:`\log\sigma`.
+    :math:`\epsilon \sim \mathcal N(0, I_d)` ([Mattei-DGM, "Reparametrisation trick for
+    $\nabla_{\gamma}$"]), so gradients reach :math:`\mu` and :math:`\log\sigma`.
 
     References
     ----------
@@ -172,7 +172,7 @@ class StandardNormal(DiagNormal):
 
     References
     ----------
-    Lecture 000, "Deep latent variable models: the role of the prior"; Kingma & Welling (2014),
+    [Mattei-DGM, "Deep latent variable models: the role of the prior"]; Kingma & Welling (2014),
     Appendix B (the KL to this prior in closed form).
     """
 
@@ -219,13 +219,13 @@ class FullNormal(Distribution):
         \log \mathcal N(x \mid \mu, L L^\top) = -\tfrac12 \lVert L^{-1}(x - \mu) \rVert^2
         - \sum_{j} \log L_{jj} - \tfrac d2 \log 2\pi,
 
-    and ``rsample`` is :math:`z = \mu + L \epsilon` (lecture 000, "Reparametrisation trick for
-    :math:`\nabla_\gamma`": ":math:`C_\gamma` is the Cholesky decomposition of the
+    and ``rsample`` is :math:`z = \mu + L \epsilon` ([Mattei-DGM, "Reparametrisation trick
+    for $\nabla_{\gamma}$"]: ":math:`C_\gamma` is the Cholesky decomposition of the
     covariance").
 
     References
     ----------
-    Lecture 000, "More on this KL regulariser" (full-covariance Gaussians).
+    [Mattei-DGM, "More on this KL regulariser"] (full-covariance Gaussians).
     """
 
     def __init__(self, mu, scale_tril):

@@ -11,8 +11,8 @@ An MLP with hidden sizes :math:`h_1, \dots, h_{L-1}` computes
 the decoder :math:`f_\theta` and encoder :math:`g_\gamma` of the lectures
 ([Mattei-DGM, "Illustrative example of a DLVM for binary images"]: the binary-MNIST decoder
 :math:`\mathrm{Sigmoid}(V \tanh(W z + b) + \beta)` is ``MLP([d, h, p], 'tanh',
-output_activation='sigmoid')``; [Mattei-S2D, "From linear (« shallow ») to deep variable
-models"]: replace :math:`z \mapsto Wz + \mu` by a neural net; keys in ``docs/lectures.md``).
+output_activation='sigmoid')``; [Mattei-DGM, "From linear (« shallow »)
+to deep variable models"]: replace :math:`z \mapsto Wz + \mu` by a neural net; keys in ``docs/lectures.md``).
 
 Each :class:`Linear` layer runs as one fused op, :math:`f(xW + b)` with its activation
 (:func:`scratchdgm.autodiff.fused.linear`), on the kernel backend the layer was given

@@ -1,6 +1,6 @@
 r"""Containers for trainable parameters: :class:`Parameter`, :class:`Module`, :class:`ModuleList`.
 
-The design is PyTorch's, because students know it (design.md §2): a :class:`Module` registers
+The design is PyTorch's, because students know it: a :class:`Module` registers
 every :class:`Parameter` and sub-:class:`Module` assigned to one of its attributes, so that
 ``model.parameters()`` finds all the weights of a network of any depth, ``model.zero_grad()``
 clears their gradients, and ``model.state_dict()`` / ``model.load_state_dict()`` move their
@@ -8,8 +8,8 @@ values in and out as plain NumPy arrays (saved to ``.npz`` by :mod:`scratchdgm.c
 never pickled).
 
 In the lectures the decoder :math:`f_\theta` and the encoder :math:`g_\gamma` are neural networks
-whose weights are :math:`\theta` and :math:`\gamma` (seeds/000_dd8cf90fba7bcfac.txt, "Deep latent
-variable models" and "Decoder network"); a :class:`Module` is such a network and its
+whose weights are :math:`\theta` and :math:`\gamma` ([Mattei-DGM, "Deep latent
+variable models"] and "Decoder network"); a :class:`Module` is such a network and its
 :meth:`Module.parameters` are :math:`\theta`.
 """
 

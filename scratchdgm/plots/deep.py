@@ -3,7 +3,7 @@ beside their inputs, a 2-D latent scatter coloured by label, training curves, an
 :math:`\mathcal L_K` against K.
 
 Every function draws with matplotlib's Agg backend (no window), writes a PNG and returns its path.
-Lecture ``000_dd8cf90fba7bcfac.txt``, "More on this KL regulariser" (the 2-D code space of a VAE,
+Lecture [Mattei-DGM, "More on this KL regulariser"] (the 2-D code space of a VAE,
 which "will kinda look like the prior") and "Maximum likelihood for DLVM" (the bounds tighten with
 K).
 """

@@ -2,7 +2,8 @@ r"""Figures for the linear-Gaussian latent-variable models (factor analysis and 
 
 * :func:`plot_geometry` -- the geometric picture on 2-D data: the data, the principal subspace
   :math:`\{\mu + w z\}`, the noise ellipses of :math:`x \mid z` along it and the marginal
-  covariance ellipse (lecture ``001_6c8d427d4ea74748.txt``, "What is the geometric intuition?");
+  covariance ellipse (lecture [Mattei-S2D, "Factor analysis and probabilistic PCA"] (its question "what is the
+  geometric intuition?"));
 * :func:`plot_loglike_curves` -- log-likelihood against EM iteration, and the gap to the optimum
   on a log scale (EM's linear convergence is a straight line there);
 * :func:`plot_loadings` -- the columns of W as images (8 x 8 for the digits).

@@ -11,7 +11,7 @@ Algorithm: least-squares regression of :math:`y = \sin(3x) + \varepsilon`,
 whose gradient :math:`\nabla_\theta \mathcal L` is computed by :mod:`scratchdgm.autodiff` and
 checked against central finite differences (:func:`scratchdgm.gradcheck`) before training. The
 network is the lectures' "replace the affine map by a neural net"
-(seeds/001_6c8d427d4ea74748.txt, "From linear (« shallow ») to deep variable models").
+([Mattei-DGM, "From linear (« shallow ») to deep variable models"]).
 """
 
 import pathlib

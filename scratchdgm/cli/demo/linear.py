@@ -2,14 +2,14 @@ r"""The linear half of ``scratchdgm demo``: factor analysis (EM) and probabilist
 and EM) with d = 10 on the digits, beside scikit-learn's ``FactorAnalysis`` and ``PCA``.
 
 Data: ``load_digits().data / 16`` (continuous, not binarised: these are Gaussian models), split by
-``numpy.random.default_rng(0).permutation(1797)`` into 1500 train / 297 test (design.md §5).
+``numpy.random.default_rng(0).permutation(1797)`` into 1500 train / 297 test (docs/protocols.md).
 Figures: the geometric picture of a one-factor model (FA vs PPCA under heteroscedastic noise,
 4-D toy data seen on two coordinates), the
 log-likelihood against EM iteration, and the loadings as 8 x 8 images.
 
-Lectures: ``000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models";
-``001_6c8d427d4ea74748.txt``, "Factor analysis and probabilistic PCA" and "What is the geometric
-intuition?".
+Lectures: [Mattei-DGM, "Linear latent-variable models"];
+[Mattei-S2D, "Factor analysis and probabilistic PCA"] (and its question "what is the
+geometric intuition?"); keys in ``docs/lectures.md``.
 """
 
 import pathlib
@@ -31,7 +31,7 @@ D = 10
 
 
 def load_digits_split():
-    """Digits / 16 split 1500 / 297 by ``default_rng(0).permutation`` (design.md §5)."""
+    """Digits / 16 split 1500 / 297 by ``default_rng(0).permutation`` (docs/protocols.md)."""
     from sklearn.datasets import load_digits
 
     X = load_digits().data / 16.0

@@ -14,10 +14,10 @@ Everything here is a pure function of those log-weights (or of the Gaussian para
 the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients flowing back),
 evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
 
-Lecture: ``shared/seeds/000_dd8cf90fba7bcfac.txt``, slides "Maximum likelihood for DLVM" (the
+Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"] (the
 bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
-the closed-form KL itself is :func:`scratchdgm.distributions.kl_divergence`); ``001_6c8d427d4ea74748.txt``,
-"Amortised variational inference".
+the closed-form KL itself is :func:`scratchdgm.distributions.kl_divergence`); [Mattei-S2D,
+"Amortised variational inference"].
 """
 
 import math
@@ -112,7 +112,7 @@ def iwae_bound(log_w, *, backend=None):
     ----------
     Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, ICLR, eq. 8
     (bound), Theorem 1 (monotone in K), eq. 14 (gradient).
-    Lecture ``000_dd8cf90fba7bcfac.txt``, "Maximum likelihood for DLVM".
+    Lecture [Mattei-DGM, "Maximum likelihood for DLVM"].
     """
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
@@ -146,7 +146,7 @@ def elbo_monte_carlo(log_w):
     References
     ----------
     Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 6 (SGVB estimator A).
-    Lecture ``000_dd8cf90fba7bcfac.txt``, "What about VAEs?".
+    Lecture [Mattei-DGM, "What about VAEs?"].
     """
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
@@ -182,7 +182,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
     References
     ----------
     Kingma & Welling (2014), ICLR, eq. 7 and 10 (SGVB estimator B).
-    Lecture ``000_dd8cf90fba7bcfac.txt``, "What about VAEs?", "More on this KL regulariser".
+    Lecture [Mattei-DGM, "What about VAEs?"], "More on this KL regulariser".
     """
     log_px_given_z = _as_tensor(log_px_given_z)
     _check_log_weights(log_px_given_z)
@@ -228,7 +228,7 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     References
     ----------
     Burda et al. (2016), ICLR, Section 5 ("log-likelihood ... estimated with k = 5000");
-    lecture ``000_dd8cf90fba7bcfac.txt``, "Maximum likelihood for DLVMs via importance sampling".
+    lecture [Mattei-DGM, "Maximum likelihood for DLVMs via importance sampling"].
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k (the number of importance samples) must be an int >= 1, got {k!r}")

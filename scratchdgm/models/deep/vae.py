@@ -45,12 +45,13 @@ from scratchdgm.models.deep import persistence as _persistence
 from scratchdgm.models.deep import training as _training
 from scratchdgm.models.deep.observation import make_observation
 from scratchdgm.models.deep.priors import make_prior
-from scratchdgm.nn import MLP, Module
+from scratchdgm.nn import ACTIVATIONS, MLP, Module
 from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
 
 __all__ = ["VAE", "IWAE", "WeightedSamples"]
 
-_HIDDEN_ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+#: hidden activations of the networks: those of the one table, scratchdgm.nn.ACTIVATIONS
+_HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
 
 
 class WeightedSamples(NamedTuple):

@@ -1,7 +1,7 @@
 r"""Factor analysis fitted by the EM algorithm (Rubin & Thayer 1982; Ghahramani & Hinton 1996).
 
-Lecture ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models" ("EM algorithm
-for FA") and ``shared/seeds/001_6c8d427d4ea74748.txt``, "Factor analysis and probabilistic PCA".
+Lecture [Mattei-DGM, "Linear latent-variable models"] (EM for
+factor analysis) and [Mattei-S2D, "Factor analysis and probabilistic PCA"].
 
 The estimator is :class:`FactorAnalysis`; its EM iteration works on the p x p sample covariance
 (:func:`scratchdgm.models.linear.gaussian.em_step`), so after one O(n p^2) pass over the data an
@@ -193,8 +193,8 @@ class FactorAnalysis(_LinearGaussianModel):
     Rubin, D. B. and Thayer, D. T. (1982). EM algorithms for ML factor analysis. Psychometrika 47.
     Ghahramani, Z. and Hinton, G. E. (1996). The EM algorithm for mixtures of factor analyzers.
     Tech. rep. CRG-TR-96-1 (its E-step and M-step with a single factor analyser).
-    Lecture ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models";
-    ``shared/seeds/001_6c8d427d4ea74748.txt``, "Factor analysis and probabilistic PCA".
+    Lecture [Mattei-DGM, "Linear latent-variable models"];
+    [Mattei-S2D, "Factor analysis and probabilistic PCA"].
 
     Examples
     --------

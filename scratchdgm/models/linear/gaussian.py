@@ -1,7 +1,7 @@
 r"""Shared maths of the linear-Gaussian latent-variable models: factor analysis and PPCA.
 
-Both models (lecture ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models";
-lecture ``shared/seeds/001_6c8d427d4ea74748.txt``, "Factor analysis and probabilistic PCA") are
+Both models (lecture [Mattei-DGM, "Linear latent-variable models"];
+lecture [Mattei-S2D, "Factor analysis and probabilistic PCA"]) are
 
 .. math::
 

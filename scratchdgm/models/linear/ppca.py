@@ -1,9 +1,9 @@
 r"""Probabilistic PCA: the closed-form maximum-likelihood solution of Tipping & Bishop (1999)
 through the SVD of the centred data, and their EM algorithm.
 
-Lecture ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models" ("Closed-form
-MLE for PPCA (based on the SVD of the data matrix)") and ``shared/seeds/001_6c8d427d4ea74748.txt``,
-"Factor analysis and probabilistic PCA". The estimator is :class:`PPCA`; it shares the posterior,
+Lecture [Mattei-DGM, "Linear latent-variable models"] (the
+closed-form MLE of PPCA from the SVD of the data matrix) and [Mattei-S2D,
+"Factor analysis and probabilistic PCA"]. The estimator is :class:`PPCA`; it shares the posterior,
 the Woodbury log-density, sampling and the EM iteration with factor analysis
 (:mod:`scratchdgm.models.linear.gaussian`).
 """
@@ -124,8 +124,8 @@ class PPCA(_LinearGaussianModel):
     ----------
     Tipping, M. E. and Bishop, C. M. (1999). Probabilistic principal component analysis.
     J. R. Statist. Soc. B 61(3), 611-622: eq. 7 (W), eq. 8 (sigma^2), and their EM algorithm.
-    Lecture ``shared/seeds/000_dd8cf90fba7bcfac.txt``, "Linear latent-variable models";
-    ``shared/seeds/001_6c8d427d4ea74748.txt``, "Factor analysis and probabilistic PCA".
+    Lecture [Mattei-DGM, "Linear latent-variable models"];
+    [Mattei-S2D, "Factor analysis and probabilistic PCA"].
 
     Examples
     --------
