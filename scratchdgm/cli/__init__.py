@@ -1,4 +1,4 @@
-r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | bench``.
+r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | bench``.
 
 Each subcommand lives in its own module, which provides
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "scratchdgm.cli.train",
     "eval": "scratchdgm.cli.evaluate",
     "sample": "scratchdgm.cli.sample",
+    "experiment": "scratchdgm.cli.experiment",
     "bench": "scratchdgm.cli.bench",
 }
 
