@@ -24,13 +24,12 @@ module for the mathematics); this one makes them fast:
   into a single Numba pass over the output.
 
 Compilation is lazy: nothing compiles at import; each kernel compiles for float32 or float64 on
-its first call with such arrays. Measured: the first IWAE training step in a fresh process takes
-about 8 s (all kernels of one dtype), the test suite spends about 19 s compiling (the conftest
-prints the figure). Set ``SCRATCHDGM_NUMBA_CACHE=1`` to keep the compiled code on disk (Numba's
-``cache=True``) across processes: the first step then takes 0.25 s. It is off by default
-because Numba checks only this file's timestamp: after editing ``_vmath.py``,
-``_prefetch.py`` or ``reference.py`` a stale cache would keep running the old code (delete
-``kernels/__pycache__``).
+its first call with such arrays, about 8 s for all kernels of one dtype (the first IWAE training
+step of a fresh process). The compiled code is kept on disk and reused by later processes
+(:mod:`scratchdgm.kernels._cache`: a user cache folder keyed by the content of every kernel
+source and the build settings, so an edit of ``_vmath.py`` or ``reference.py`` is never served
+stale code); the first step of a later process then takes about 0.3 s.
+``SCRATCHDGM_NUMBA_CACHE=0`` turns that off.
 ``NUMBA_DISABLE_JIT=1`` runs the same kernels as plain Python (slow, but steppable in a
 debugger).
 
@@ -46,6 +45,7 @@ import numpy as np
 import numba
 from numba import njit, prange
 
+from . import _cache
 from . import reference as _ref
 from ._prefetch import prefetch
 from ._vmath import vexp, vexp_nonpos, vlog, vlog1p_unit, vsigmoid, vtanh
@@ -54,9 +54,6 @@ __all__ = list(_ref.__all__)
 
 ACTIVATIONS = _ref.ACTIVATIONS
 _ACT_CODE = _ref.ACTIVATION_CODES
-
-_CACHE = os.environ.get("SCRATCHDGM_NUMBA_CACHE", "").strip().lower() in ("1", "true", "yes")
-
 
 def _prefer_512bit_vectors():
     r"""Let LLVM use 512-bit vectors on AVX-512 CPUs; returns whether it is in effect.
@@ -92,12 +89,16 @@ def _prefer_512bit_vectors():
 #: Whether the kernels compile with 512-bit vectors (see :func:`_prefer_512bit_vectors`).
 WIDE_VECTORS = _prefer_512bit_vectors()
 
+#: Whether compiled kernels are kept on disk (:mod:`scratchdgm.kernels._cache`); decided after
+#: the vector width, which is part of the cache key.
+CACHED = _cache.enable()
+
 # error_model='numpy': a division by zero gives inf/nan instead of raising, which removes the
 # per-element branch that would stop LLVM from vectorising the loops.
 # fastmath: 'contract' lets LLVM fuse a*b + c into FMAs; 'reassoc' lets it vectorise the
 # reductions (sums over pixels / latent dimensions) by keeping several partial sums.
 # The elementary functions in _vmath keep their own flags (no 'reassoc'), which they need.
-_JIT = dict(cache=_CACHE, error_model="numpy", fastmath={"contract", "reassoc"}, nogil=True)
+_JIT = dict(cache=CACHED, error_model="numpy", fastmath={"contract", "reassoc"}, nogil=True)
 _JIT_PAR = dict(_JIT, parallel=True)
 
 
