@@ -86,3 +86,58 @@ def machine_line(threads):
     m = machine_info(threads)
     return (f"{m['cpu']}, {m['logical_cores']} logical cores, {m['threads']} thread(s) used; "
             f"{m['date']}; Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}")
+
+
+def import_torch(threads, wanted=True):
+    """PyTorch limited to ``threads`` threads, or None (with a note on stderr) when it is not
+    installed or not ``wanted``: an optional peer, never a dependency."""
+    if not wanted:
+        return None
+    try:
+        import torch
+    except ImportError:
+        import sys
+
+        print("(torch is not importable: the PyTorch peer is skipped)", file=sys.stderr)
+        return None
+    torch.set_num_threads(int(threads))
+    return torch
+
+
+def mnist_sized_data(n_train=60000, n_test=10000, seed=0, dtype="float32", mnist_dir=None):
+    r"""Binary 28 x 28 images of MNIST's size: ``(x_train, x_test)``, shapes (n_train, 784) and
+    (n_test, 784).
+
+    With ``mnist_dir`` (a folder holding the four IDX files): the real MNIST, binarised once
+    (:func:`scratchdgm.data.load_mnist`). Without: generated offline from scikit-learn's bundled
+    8 x 8 digits, each upsampled to 24 x 24 (bilinear), placed at a random offset in a 28 x 28
+    frame and binarised stochastically -- digit-like strokes with about MNIST's share of ones,
+    so that a model learns from them as it would from MNIST (the cost of a training step does
+    not depend on the pixels, but how fast the weights and the importance weights evolve does).
+    """
+    import numpy as np
+
+    if mnist_dir is not None:
+        from scratchdgm.data import load_mnist
+
+        ds = load_mnist(mnist_dir, binarize=True, dtype=dtype)
+        rng = np.random.default_rng(seed)
+        x_train = (rng.random(ds.x_train.shape) < ds.x_train).astype(dtype)
+        return x_train[:n_train], ds.x_test_binary[:n_test].astype(dtype)
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(seed)
+    small = load_digits().images / 16.0                              # (1797, 8, 8)
+    big = np.clip(zoom(small, (1, 3, 3), order=1), 0.0, 1.0) ** 2    # thinner strokes
+    big = big.astype(np.float32)                                     # (1797, 24, 24)
+    n = n_train + n_test
+    pick = rng.integers(0, len(big), size=n)
+    offset = rng.integers(0, 5, size=(n, 2))
+    frames = np.zeros((n, 28, 28), dtype=np.float32)
+    for dy in range(5):
+        for dx in range(5):
+            sel = np.flatnonzero((offset[:, 0] == dy) & (offset[:, 1] == dx))
+            frames[sel, dy:dy + 24, dx:dx + 24] = big[pick[sel]]
+    x = (rng.random(frames.shape, dtype=np.float32) < frames).astype(dtype).reshape(n, 784)
+    return x[:n_train], x[n_train:]

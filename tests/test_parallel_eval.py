@@ -91,11 +91,12 @@ def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
     W, b = rng.standard_normal((3, 8)).astype(dtype), rng.standard_normal(8).astype(dtype)
 
     def run():
+        y = cpu.linear(z, W, b, "relu")
+        lse = cpu.logsumexp(a)
         return [cpu.bernoulli_log_prob(logits, x), *cpu.bernoulli_log_prob_with_grad(logits, x),
-                cpu.logsumexp(a), cpu.logsumexp_backward(a, cpu.logsumexp(a), np.ones(700, dtype)),
-                cpu.diag_gaussian_log_prob(z, mu, 0.1 * mu),
-                cpu.linear(z, W, b, "relu"), *cpu.linear_backward(z, W, cpu.linear(z, W, b, "relu"),
-                                                                  np.ones((6, 5, 8), dtype), "relu")]
+                lse, cpu.logsumexp_backward(a, lse, np.ones(700, dtype)),
+                cpu.diag_gaussian_log_prob(z, mu, 0.1 * mu), y,
+                *cpu.linear_backward(z, W, y, np.ones((6, 5, 8), dtype), "relu")]
 
     parallel = run()
     with kernel_threads(1):
@@ -120,3 +121,20 @@ def test_evaluation_runs_blocks_on_threads_with_serial_kernels(model_and_data, m
     assert {limit for _, limit, _ in seen} == {1}
     assert not any(grad for *_, grad in seen)
     assert len({ident for ident, *_ in seen}) == 2
+
+
+@pytest.mark.parametrize("blas_threads, limit", [(1, 1), (None, None)])
+def test_training_steps_run_serial_kernels_on_one_thread(model_and_data, monkeypatch,
+                                                         blas_threads, limit):
+    _, x = model_and_data
+    model = sd.IWAE(64, latent_dim=2, hidden=(8,), k=2, random_state=0)
+    seen = set()
+    original = type(model).objective
+
+    def spy(self, *args, **kwargs):
+        seen.add(kernel_thread_limit())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "objective", spy)
+    model.fit(x, epochs=1, batch_size=5, progress=False, blas_threads=blas_threads)
+    assert seen == {limit}

@@ -13,7 +13,8 @@ and, for the unit activity, ``model.transform(X)`` (the posterior mean of each c
 
 Parallelism. The estimates of different data points are independent, so :func:`score_samples`
 and :func:`bound_samples` split the points into blocks and evaluate the blocks on ``n_jobs``
-threads (default: every core). Each thread runs the BLAS on one thread and the compiled kernels
+threads (default: every core, or the limit of an enclosing
+:func:`scratchdgm.threads.kernel_threads`). Each thread runs the BLAS on one thread and the kernels
 serially (:func:`scratchdgm.threads.kernel_threads`); NumPy's matrix products, the kernels and
 the random draws release the GIL, so the threads run in parallel. Every block draws from its
 own random stream, spawned from ``random_state`` (:class:`numpy.random.SeedSequence`), and the
@@ -27,7 +28,12 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.models.deep import bounds as _bounds
-from scratchdgm.threads import available_cores, blas_threads, kernel_threads
+from scratchdgm.threads import (
+    available_cores,
+    blas_threads,
+    kernel_thread_limit,
+    kernel_threads,
+)
 from scratchdgm.validation import check_positive_int, check_random_state
 
 #: Samples times points per block of work: enough for the matrix products of a block to run at
@@ -36,8 +42,12 @@ BLOCK_PAIRS = 5000
 
 
 def _check_n_jobs(n_jobs, where):
-    r"""``n_jobs`` as a number of threads: None or -1 -> every core this process may use."""
-    if n_jobs is None or n_jobs == -1:
+    r"""``n_jobs`` as a number of threads: None -> the limit of an enclosing
+    :func:`~scratchdgm.threads.kernel_threads`, else every core this process may use; -1 ->
+    every core."""
+    if n_jobs is None:
+        return kernel_thread_limit() or available_cores()
+    if n_jobs == -1:
         return available_cores()
     return check_positive_int(n_jobs, "n_jobs", where)
 
