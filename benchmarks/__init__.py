@@ -20,4 +20,5 @@ BENCHMARKS = {
     "autodiff": "scratchdgm.benchmarks.autodiff",
     "linear-models": "scratchdgm.benchmarks.linear_models",
     "eval": "scratchdgm.benchmarks.eval",
+    "train": "scratchdgm.benchmarks.train",
 }

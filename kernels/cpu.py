@@ -142,6 +142,13 @@ LSE_BLOCK_BYTES = 1024       # a block: the columns of 1 KiB of a row (128 float
 LSE_GROUP_ROWS = 1024        # rows done for every block of a super-block before moving down
 LSE_SUPER_COLUMNS = 8192     # columns whose running sums stay in the L2 cache together
 LSE_PREFETCH_ROWS = 8        # how far ahead (in rows of a block) the prefetches run
+#: Below this many entries the log-sum-exp and its backward run the NumPy reference: on the
+#: (K, batch) = (5..50, 20) arrays of a training step a call costs some microseconds either
+#: way, and the one-pass kernel -- the slowest of all to compile (about a third of a training
+#: step's compile time) -- is then only compiled for the large arrays of evaluation.
+LSE_MIN_ELEMENTS = 1 << 16
+_small_logsumexp = _ref.logsumexp  # the NumPy code itself, bound once
+_small_logsumexp_backward = _ref.logsumexp_backward
 #: The shift is a column's first entry; exponents above this are clamped (and the column redone
 #: exactly), below the float overflow of exp (709.8 float64, 88.7 float32).
 LSE_MAX_RISE = {np.float32: 80.0, np.float64: 700.0}
@@ -280,11 +287,14 @@ def logsumexp(a):
     The algorithm differs (module docstring): each column is shifted by its *first* entry, so
     no pass is spent finding the maximum; exponents are clamped at :data:`LSE_MAX_RISE`, and a
     column where the clamp acted, whose first entry is not finite or that holds a NaN is
-    redone exactly in two passes. Columns are split between threads.
+    redone exactly in two passes. Columns are split between threads. Arrays of fewer than
+    :data:`LSE_MIN_ELEMENTS` entries go to the NumPy reference (no compilation, same speed).
     """
     a = _float_array(a, "a")
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"logsumexp expects an array of shape (K, B) with K >= 1, got {a.shape}")
+    if a.size < LSE_MIN_ELEMENTS:
+        return _small_logsumexp(a)
     out = np.empty(a.shape[1], dtype=a.dtype)
     hi = LSE_MAX_RISE[a.dtype.type]
     # one chunk per thread, but never chunks narrower than a block
@@ -302,6 +312,8 @@ def logsumexp_backward(a, lse, grad):
     ``reference.WEIGHT_FLUSH_LOG`` set to 0.
     """
     a = _float_array(a, "a")
+    if a.size < LSE_MIN_ELEMENTS:
+        return _small_logsumexp_backward(a, lse, grad)
     out = np.empty_like(a)
     _pick(_lse_backward_kernel)(a, _same(lse, a.dtype), _same(grad, a.dtype), out,
                          a.dtype.type(_ref.WEIGHT_FLUSH_LOG[a.dtype.type]))
@@ -604,6 +616,9 @@ def linear(x, W, b, activation=None):
         if b is not None:
             y += b
         np.tanh(y, out=y)  # measured faster than the fused pass in float32 (docstring)
+    elif not code:
+        if b is not None:
+            y += b  # one pass either way; NumPy's needs no compiling
     elif b is not None or code:
         _pick(_bias_act_kernel)(y, b if b is not None else y[0], b is not None, code,
                          y.dtype.type(1))

@@ -35,6 +35,27 @@ DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_logsumexp_at_every_size():
+    # cpu.logsumexp hands arrays below LSE_MIN_ELEMENTS to the NumPy reference; the tests of
+    # this module hold the compiled kernel itself to the reference, so they lift that threshold
+    previous = cpu.LSE_MIN_ELEMENTS
+    cpu.LSE_MIN_ELEMENTS = 0
+    yield
+    cpu.LSE_MIN_ELEMENTS = previous
+
+
+def test_small_logsumexp_runs_the_reference(monkeypatch):
+    monkeypatch.setattr(cpu, "LSE_MIN_ELEMENTS", 100)
+    calls = []
+    monkeypatch.setattr(cpu, "_small_logsumexp",
+                        lambda a: calls.append(a.shape) or np.zeros(a.shape[1]))
+    cpu.logsumexp(np.zeros((5, 19)))
+    assert calls == [(5, 19)]
+    cpu.logsumexp(np.zeros((5, 20)))  # 100 entries: the compiled kernel
+    assert calls == [(5, 19)]
+
+
 def _close(actual, expected, dtype, scale=None):
     """|actual - expected| <= rtol * (|expected| + scale) elementwise, same non-finite pattern."""
     actual, expected = np.asarray(actual), np.asarray(expected)
