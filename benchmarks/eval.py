@@ -206,6 +206,12 @@ def run(args):
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    report(out, args)
+    return 0
+
+
+def report(out, args):
+    """Print the table of :func:`measure`'s results."""
     print(machine_line(args.threads))
     print(f"importance-sampled log-likelihood, IWAE 784-200-200-50 at its initial weights, "
           f"K = {args.k}, {args.n} images; BLAS on one thread per worker")
@@ -226,7 +232,6 @@ def run(args):
     print(table(headers, rows))
     print("(floor: the flops of every decoder and encoder product at the GEMM rate one core "
           "reaches on those shapes, measured in this run)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -128,7 +128,8 @@ def _with_ftz(torch, step):
     return wrapped
 
 
-def run(args):
+def measure(args):
+    """Run the protocol; returns a dict (machine, one row per K and backend)."""
     for k in args.k:
         if k < 1:
             raise ValueError(f"--k must be >= 1, got {k}")
@@ -189,11 +190,43 @@ def run(args):
                 row["ratio_to_torch_ftz"] = med[b] / med["torch-ftz"]
             rows.append(row)
 
+    return {"machine": machine_info(args.threads), "results": rows,
+            "has_torch": torch_mod is not None}
+
+
+def summary_rows(out):
+    """Rows ``(figure, ours, peer, ratio, goal)`` for the one table of ``scratchdgm bench all``."""
+    rows = []
+    for r in out["results"]:
+        if r["backend"] != "numba":
+            continue
+        what = (f"one IWAE step K={r['k']}, batch {r['batch']}, {r['dtype']}, "
+                f"{r['threads']} thread(s)")
+        if "torch_step_seconds" in r:
+            rows.append((what, f"{1e3 * r['step_seconds']:.2f} ms",
+                         f"PyTorch {1e3 * r['torch_step_seconds']:.2f} ms",
+                         f"{r['ratio_to_torch']:.2f}x", "-"))
+        else:
+            rows.append((what, f"{1e3 * r['step_seconds']:.2f} ms", "(no PyTorch)", "-", "-"))
+    return rows
+
+
+def run(args):
+    out = measure(args)
+    rows = out["results"]
     if args.json:
-        out = dict(rows[0]) if len(rows) == 1 else {"results": rows}
-        out["machine"] = machine_info(args.threads)
-        print(json.dumps(out, indent=2))
+        res = dict(rows[0]) if len(rows) == 1 else {"results": rows}
+        res["machine"] = out["machine"]
+        print(json.dumps(res, indent=2))
         return 0
+    report(out, args)
+    return 0
+
+
+def report(out, args):
+    """Print the table of :func:`measure`'s results."""
+    rows = out["results"]
+    torch_mod = out["has_torch"] or None
     print(machine_line(args.threads))
     print(f"IWAE step 784-200-200-50, batch {args.batch}, {args.dtype}, {args.threads} "
           f"thread(s), median of {args.steps} steps (interleaved with the peer)")
@@ -212,7 +245,6 @@ def run(args):
     print(table(headers, lines))
     print("(1st step: the first step of a fresh model; for numba in a fresh process it includes "
           "compiling the kernels)")
-    return 0
 
 
 if __name__ == "__main__":

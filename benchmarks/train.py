@@ -284,12 +284,18 @@ def run(args):
         work = _worker_ours if args.worker == "ours" else _worker_torch
         print(json.dumps(work(args)))
         return 0
-    from scratchdgm.benchmarks.common import machine_line, table
-
     out = measure(args)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    report(out, args)
+    return 0
+
+
+def report(out, args):
+    """Print the table of :func:`measure`'s results."""
+    from scratchdgm.benchmarks.common import machine_line, table
+
     s = out["settings"]
     print(machine_line(args.threads))
     print(f"IWAE 784-200-200-50 float32, batch 20, {s['epochs']} epoch(s) of {s['n_train']} "
@@ -308,10 +314,9 @@ def run(args):
             rows.append([r["k"], label, *(f"{ph[p]:.2f}" for p in PHASES), f"{ph['total']:.2f}",
                          ratio, f"{ph['test_log_likelihood']:.2f}"])
     print(table(headers, rows))
-    print("(phases in seconds; import counts from the interpreter's start to the libraries "
-          "loaded, total from the process's launch to its exit; compile is Numba's, the loading "
-          "of cached kernels is part of steps)")
-    return 0
+    print("(phases in seconds; total from the process's launch to its exit, import = the rest: "
+          "interpreter start, imports, exit; compile is Numba's, the loading of cached kernels "
+          "is part of steps)")
 
 
 if __name__ == "__main__":
