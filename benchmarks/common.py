@@ -7,7 +7,13 @@ import platform
 import statistics
 import time
 
-__all__ = ["limit_threads", "median_time", "table", "machine_info", "machine_line"]
+__all__ = ["limit_threads", "median_time", "table", "machine_info", "machine_line",
+           "print_result", "import_torch", "torch_iwae_networks", "torch_log_weights",
+           "torch_log_likelihood", "mnist_sized_data", "IWAE_PAPER_ARCH"]
+
+#: The IWAE paper's MNIST architecture (Burda et al. 2016, §5): encoder 784-200-200-(2 x 50),
+#: decoder 50-200-200-784, tanh.
+IWAE_PAPER_ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
 
 
 def limit_threads(n):
@@ -141,3 +147,75 @@ def mnist_sized_data(n_train=60000, n_test=10000, seed=0, dtype="float32", mnist
             frames[sel, dy:dy + 24, dx:dx + 24] = big[pick[sel]]
     x = (rng.random(frames.shape, dtype=np.float32) < frames).astype(dtype).reshape(n, 784)
     return x[:n_train], x[n_train:]
+
+
+def print_result(out, args, report):
+    """``run``'s ending: the results as JSON with ``--json``, else ``report``'s table."""
+    import json
+
+    if getattr(args, "json", False):
+        print(json.dumps(out, indent=2))
+    else:
+        report(out, args)
+    return 0
+
+
+def torch_iwae_networks(torch, dtype="float32", init_from=None, arch=IWAE_PAPER_ARCH):
+    """PyTorch's encoder and decoder of ``arch`` (``nn.Sequential``, tanh), optionally with the
+    weights of one of our models (``init_from``: a :class:`scratchdgm.IWAE`), so that both
+    sides start from the same point."""
+    import numpy as np
+
+    tdt = torch.float32 if dtype == "float32" else torch.float64
+    p, (h1, h2), d = arch["input_dim"], arch["hidden"], arch["latent_dim"]
+    nn = torch.nn
+    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
+                        nn.Linear(h2, 2 * d)).to(tdt)
+    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
+                        nn.Linear(h1, p)).to(tdt)
+    if init_from is not None:
+        with torch.no_grad():
+            for ours, theirs in ((init_from.encoder, enc), (init_from.decoder, dec)):
+                lin = [m for m in theirs if isinstance(m, nn.Linear)]
+                for layer, t in zip(ours.layers, lin):
+                    t.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight.data.T)))
+                    t.bias.copy_(torch.from_numpy(layer.bias.data))
+    return enc, dec
+
+
+def torch_log_weights(torch, enc, dec, x, k):
+    r"""PyTorch's log importance weights, shape (k, B), of the Bernoulli-decoder DLVM with a
+    standard normal prior and :math:`q = \mathcal N(\mu(x), \sigma(x)^2)`: the peer's version
+    of :meth:`scratchdgm.IWAE.log_weights` (``x``: a (B, p) tensor)."""
+    import math
+
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    h = enc(x)
+    d = h.shape[-1] // 2
+    mu, log_sigma = h[:, :d], h[:, d:]
+    eps = torch.randn(k, x.shape[0], d, dtype=h.dtype)
+    z = mu + log_sigma.exp() * eps
+    logits = dec(z)
+    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, x.expand_as(logits), reduction="none").sum(-1)
+    log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
+    log_qz = (-0.5 * eps * eps - log_sigma - half_log_2pi).sum(-1)
+    return log_px + log_pz - log_qz
+
+
+def torch_log_likelihood(torch, enc, dec, x, k, block=1024):
+    r"""PyTorch's importance-sampled :math:`\log \hat p(x_i)` with ``k`` samples per point,
+    ``block`` samples at a time (bounded memory, as ours), under ``torch.no_grad()``; a float64
+    ndarray of shape (n,)."""
+    import math
+
+    import numpy as np
+
+    out = np.empty(len(x))
+    with torch.no_grad():
+        for i in range(len(x)):
+            parts = [torch.logsumexp(torch_log_weights(torch, enc, dec, x[i:i + 1],
+                                                       min(block, k - k0))[:, 0], 0)
+                     for k0 in range(0, k, block)]
+            out[i] = float(torch.logsumexp(torch.stack(parts).double(), 0)) - math.log(k)
+    return out

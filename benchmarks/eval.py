@@ -18,23 +18,26 @@ Goals: ours within 1.3x of the floor, and at least 1.8x faster on 2 cores than o
 Run ``scratchdgm bench eval [--n 2000] [--k 5000] [--dtype float32 float64] [--json]``.
 """
 
-import json
 import statistics
 import sys
 import time
 
 from scratchdgm.benchmarks.common import (
+    IWAE_PAPER_ARCH,
     import_torch,
     limit_threads,
     machine_info,
     machine_line,
     mnist_sized_data,
+    print_result,
     table,
+    torch_iwae_networks,
+    torch_log_likelihood,
 )
 
 HELP = "importance-sampled log-likelihood (K=5000): against the GEMM floor, 1 vs all cores, PyTorch"
 
-ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
+ARCH = IWAE_PAPER_ARCH
 
 
 def configure_parser(p):
@@ -85,47 +88,12 @@ def _gemm_rate(dtype, rows_list, repeats=5):
 
 def _torch_scorer(torch, model, dtype):
     """PyTorch's importance-sampled log-likelihood with the weights of our ``model``."""
-    import math
-
-    import numpy as np
-
-    tdt = torch.float32 if dtype == "float32" else torch.float64
-    nn = torch.nn
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
-    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
-                        nn.Linear(h2, 2 * d)).to(tdt)
-    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
-                        nn.Linear(h1, p)).to(tdt)
-    with torch.no_grad():
-        for ours, theirs in ((model.encoder, enc), (model.decoder, dec)):
-            lin = [m for m in theirs if isinstance(m, nn.Linear)]
-            for layer, t in zip(ours.layers, lin):
-                t.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight.data.T)))
-                t.bias.copy_(torch.from_numpy(layer.bias.data))
-    half_log_2pi = 0.5 * math.log(2 * math.pi)
-    block_rows = type(model).EVAL_BLOCK_ROWS
+    enc, dec = torch_iwae_networks(torch, dtype, model, ARCH)
+    block = type(model).EVAL_BLOCK_ROWS
 
     def score(x_np, k, seed=0):
         torch.manual_seed(seed)
-        x = torch.from_numpy(x_np)
-        out = torch.empty(len(x), dtype=torch.float64)
-        with torch.no_grad():
-            h = enc(x)
-            mu, log_sigma = h[:, :d], h[:, d:]
-            for i in range(len(x)):
-                parts = []
-                for k0 in range(0, k, block_rows):
-                    kc = min(block_rows, k - k0)
-                    eps = torch.randn(kc, d, dtype=tdt)
-                    z = mu[i] + log_sigma[i].exp() * eps
-                    logits = dec(z)
-                    log_px = -nn.functional.binary_cross_entropy_with_logits(
-                        logits, x[i].expand_as(logits), reduction="none").sum(-1)
-                    log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
-                    log_qz = (-0.5 * eps * eps - log_sigma[i] - half_log_2pi).sum(-1)
-                    parts.append(torch.logsumexp(log_px + log_pz - log_qz, 0))
-                out[i] = torch.logsumexp(torch.stack(parts).double(), 0) - math.log(k)
-        return out.numpy()
+        return torch_log_likelihood(torch, enc, dec, torch.from_numpy(x_np), k, block)
 
     return score
 
@@ -202,12 +170,7 @@ def summary_rows(out):
 
 
 def run(args):
-    out = measure(args)
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    report(out, args)
-    return 0
+    return print_result(measure(args), args, report)
 
 
 def report(out, args):

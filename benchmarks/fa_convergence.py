@@ -14,7 +14,6 @@ Goal: no ConvergenceWarning, at least scikit-learn's log-likelihood, in at most 
 Run ``scratchdgm bench fa-convergence [--repeats 5] [--json]``.
 """
 
-import json
 import statistics
 import sys
 import time
@@ -105,12 +104,9 @@ def summary_rows(out):
 
 
 def run(args):
-    out = measure(args)
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    report(out, args)
-    return 0
+    from scratchdgm.benchmarks.common import print_result
+
+    return print_result(measure(args), args, report)
 
 
 def report(out, args):

@@ -15,7 +15,15 @@ import statistics
 import sys
 import time
 
-from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+from scratchdgm.benchmarks.common import (
+    IWAE_PAPER_ARCH,
+    limit_threads,
+    machine_info,
+    machine_line,
+    table,
+    torch_iwae_networks,
+    torch_log_weights,
+)
 
 HELP = "one IWAE training step (784-200-200-50, Adam) against PyTorch"
 
@@ -34,7 +42,7 @@ def configure_parser(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
+ARCH = IWAE_PAPER_ARCH
 
 
 def _our_step(backend, k, batch, dtype, seed=0):
@@ -79,37 +87,16 @@ def _torch_step(k, batch, dtype, seed=0, init_from=None):
     import numpy as np
 
     torch.manual_seed(seed)
-    tdt = torch.float32 if dtype == "float32" else torch.float64
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
-    nn = torch.nn
-    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
-                        nn.Linear(h2, 2 * d)).to(tdt)
-    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
-                        nn.Linear(h1, p)).to(tdt)
-    if init_from is not None:
-        with torch.no_grad():
-            for ours, theirs in ((init_from.encoder, enc), (init_from.decoder, dec)):
-                lin = [m for m in theirs if isinstance(m, nn.Linear)]
-                for layer, t in zip(ours.layers, lin):
-                    t.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight.data.T)))
-                    t.bias.copy_(torch.from_numpy(layer.bias.data))
+    p = ARCH["input_dim"]
+    enc, dec = torch_iwae_networks(torch, dtype, init_from, ARCH)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
     rng = np.random.default_rng(seed)
     x = torch.from_numpy((rng.random((batch, p)) < 0.13).astype(dtype))
-    half_log_2pi = 0.5 * math.log(2 * math.pi)
 
     def step():
         opt.zero_grad()
-        h = enc(x)
-        mu, log_sigma = h[:, :d], h[:, d:]
-        eps = torch.randn(k, batch, d, dtype=tdt)
-        z = mu + log_sigma.exp() * eps
-        logits = dec(z)
-        log_px = -nn.functional.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none").sum(-1)
-        log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
-        log_qz = (-0.5 * eps * eps - log_sigma - half_log_2pi).sum(-1)
-        loss = -(torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(k)).mean()
+        log_w = torch_log_weights(torch, enc, dec, x, k)
+        loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
         loss.backward()
         opt.step()
         return loss

@@ -8,12 +8,17 @@ same bytes). Goal: at least 10x SciPy and 60% of the bandwidth.
 Run ``scratchdgm bench logsumexp [--repeats 7] [--threads 1] [--json]``.
 """
 
-import json
 import statistics
 import sys
 import time
 
-from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+from scratchdgm.benchmarks.common import (
+    limit_threads,
+    machine_info,
+    machine_line,
+    print_result,
+    table,
+)
 
 HELP = "log-sum-exp over K: GB/s against scipy and the read bandwidth"
 
@@ -77,12 +82,7 @@ def summary_rows(out):
 
 
 def run(args):
-    info = measure(args)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    report(info, args)
-    return 0
+    return print_result(measure(args), args, report)
 
 
 def report(info, args):

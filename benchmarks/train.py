@@ -31,9 +31,11 @@ import sys
 import tempfile
 import time
 
+from scratchdgm.benchmarks.common import IWAE_PAPER_ARCH
+
 HELP = "end-to-end training + evaluation in fresh processes (compile included) against PyTorch"
 
-ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
+ARCH = IWAE_PAPER_ARCH
 PHASES = ("import", "data", "compile", "steps", "validation", "evaluation")
 
 
@@ -133,31 +135,22 @@ def _worker_torch(args):
     import numpy as np
     import torch
 
+    from scratchdgm.benchmarks.common import (
+        torch_iwae_networks,
+        torch_log_likelihood,
+        torch_log_weights,
+    )
+
     torch.set_num_threads(args.threads)
     t_import = time.perf_counter()
     x_train, x_val, x_eval = _data(args)
     t_data = time.perf_counter()
     torch.manual_seed(0)
-    nn = torch.nn
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
-    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
-                        nn.Linear(h2, 2 * d))
-    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
-                        nn.Linear(h1, p))
+    enc, dec = torch_iwae_networks(torch, "float32", None, ARCH)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
-    half_log_2pi = 0.5 * math.log(2 * math.pi)
 
     def log_weights(x, k):
-        h = enc(x)
-        mu, log_sigma = h[:, :d], h[:, d:]
-        eps = torch.randn(k, x.shape[0], d)
-        z = mu + log_sigma.exp() * eps
-        logits = dec(z)
-        log_px = -nn.functional.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none").sum(-1)
-        log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
-        log_qz = (-0.5 * eps * eps - log_sigma - half_log_2pi).sum(-1)
-        return log_px + log_pz - log_qz
+        return torch_log_weights(torch, enc, dec, x, k)
 
     def bound(x, k):
         with torch.no_grad():
@@ -187,23 +180,7 @@ def _worker_torch(args):
         steps_s += t1 - t0
         val_s += time.perf_counter() - t1
     t_fit = time.perf_counter()
-    with torch.no_grad():
-        h = enc(xe)
-        mu, log_sigma = h[:, :d], h[:, d:]
-        scores = []
-        for i in range(len(xe)):
-            parts = []
-            for k0 in range(0, args.eval_k, 1024):
-                kc = min(1024, args.eval_k - k0)
-                eps = torch.randn(kc, d)
-                z = mu[i] + log_sigma[i].exp() * eps
-                logits = dec(z)
-                log_px = -nn.functional.binary_cross_entropy_with_logits(
-                    logits, xe[i].expand_as(logits), reduction="none").sum(-1)
-                log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
-                log_qz = (-0.5 * eps * eps - log_sigma[i] - half_log_2pi).sum(-1)
-                parts.append(torch.logsumexp(log_px + log_pz - log_qz, 0))
-            scores.append(float(torch.logsumexp(torch.stack(parts), 0)) - math.log(args.eval_k))
+    scores = torch_log_likelihood(torch, enc, dec, xe, args.eval_k)
     t_eval = time.perf_counter()
     return {"data": t_data - t_import, "compile": 0.0,
             "steps": steps_s, "validation": val_s, "evaluation": t_eval - t_fit,
@@ -284,12 +261,9 @@ def run(args):
         work = _worker_ours if args.worker == "ours" else _worker_torch
         print(json.dumps(work(args)))
         return 0
-    out = measure(args)
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    report(out, args)
-    return 0
+    from scratchdgm.benchmarks.common import print_result
+
+    return print_result(measure(args), args, report)
 
 
 def report(out, args):

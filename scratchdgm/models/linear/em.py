@@ -235,6 +235,21 @@ def _stop(history, noise, tol):
     return delta < tol and remaining < tol
 
 
+def _take(history, new, S_diag, psi_new, tol):
+    r"""After a step to parameters whose E-step is ``new``: ``(taken, stop)``.
+
+    A step whose computed log-likelihood does not exceed the last one -- round-off, once the
+    steps are below its precision -- is not taken and ends the run (the first step always
+    counts), so the history never decreases. A step taken is appended to ``history``, and the
+    run stops when :func:`_stop` says so.
+    """
+    _check_finite(new.loglike)
+    if len(history) > 1 and new.loglike <= history[-1]:
+        return False, True
+    history.append(new.loglike)
+    return True, _stop(history, _roundoff(S_diag, psi_new, new.loglike), tol)
+
+
 def _start(S, W, psi, min_noise_variance):
     S = np.asarray(S, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
@@ -295,14 +310,10 @@ def em(S, W, psi, *, isotropic=False, max_iter=1000, tol=1e-7, min_noise_varianc
         W_new, psi_new = m_step(S, moments, isotropic=isotropic,
                                 min_noise_variance=min_noise_variance)
         new = e_step(S, W_new, psi_new)
-        _check_finite(new.loglike)
-        if new.loglike < history[-1] and len(history) > 1:  # round-off: keep the better one
-            converged = True
-            break
-        W, psi, moments = W_new, psi_new, new
-        history.append(new.loglike)
-        if _stop(history, _roundoff(S_diag, psi, new.loglike), tol):
-            converged = True
+        taken, converged = _take(history, new, S_diag, psi_new, tol)
+        if taken:
+            W, psi, moments = W_new, psi_new, new
+        if converged:
             break
     n_iter = len(history) - 1
     return EMResult(W, psi, np.asarray(history[1:]), n_iter, n_iter, converged)
@@ -383,14 +394,10 @@ def squarem(S, W, psi, *, isotropic=False, max_iter=1000, tol=1e-7, min_noise_va
                 break
             alpha = (alpha - 1.0) / 2.0
         new = e_step(S, W_new, psi_new)
-        _check_finite(new.loglike)
-        if new.loglike <= history[-1] and len(history) > 1:  # round-off: keep the better one
-            converged = True
-            break
-        W, psi, moments = W_new, psi_new, new
-        history.append(new.loglike)
-        if _stop(history, _roundoff(S_diag, psi, new.loglike), tol):
-            converged = True
+        taken, converged = _take(history, new, S_diag, psi_new, tol)
+        if taken:
+            W, psi, moments = W_new, psi_new, new
+        if converged:
             break
     n_iter = len(history) - 1
     return EMResult(W, psi, np.asarray(history[1:]), n_iter, n_em_steps, converged)

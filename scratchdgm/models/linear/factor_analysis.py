@@ -86,19 +86,12 @@ def m_step(X, Ez, cov_z, mu, *, min_noise_variance=1e-12):
 
     Notes
     -----
-    With centred :math:`x_i` (Ghahramani & Hinton 1996, M-step):
-
-    .. math::
-
-        W^{new} = \Big(\sum_i x_i \mathbb E[z_i]^\top\Big)
-                  \Big(\sum_i \mathbb E[z_i z_i^\top]\Big)^{-1}, \qquad
-        \Psi^{new} = \frac1n \mathrm{diag}\Big(\sum_i x_i x_i^\top
-                     - W^{new} \mathbb E[z_i] x_i^\top\Big),
-
-    where :math:`\sum_i \mathbb E[z_i z_i^\top] = n\, \mathrm{Cov}[z \mid x] + \sum_i
-    \mathbb E[z_i] \mathbb E[z_i]^\top`. The two sums (divided by n) are what
-    :func:`scratchdgm.models.linear.em.e_step` computes from the covariance; this function forms
-    them from the points and calls the same :func:`scratchdgm.models.linear.em.m_step`.
+    The M-step of Ghahramani & Hinton (1996) needs the data only through two sums over the
+    points, :math:`\sum_i (x_i - \mu) \mathbb E[z_i]^\top` and :math:`\sum_i \mathbb
+    E[z_i z_i^\top] = n\, \mathrm{Cov}[z \mid x] + \sum_i \mathbb E[z_i] \mathbb E[z_i]^\top`.
+    This function forms them (divided by n) from the points and hands them to the one M-step,
+    :func:`scratchdgm.models.linear.em.m_step`, whose Notes give the update;
+    :func:`scratchdgm.models.linear.em.e_step` computes the same sums from the covariance.
     """
     Xc = np.asarray(X, dtype=np.float64) - np.asarray(mu, np.float64)
     Ez = np.asarray(Ez, np.float64)
