@@ -98,6 +98,7 @@ def _probe(env_extra):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @jit_on
 def test_a_later_process_loads_what_an_earlier_one_compiled(tmp_path):
     env = {"SCRATCHDGM_CACHE_DIR": str(tmp_path)}
@@ -125,6 +126,7 @@ def test_the_cache_can_be_turned_off(tmp_path):
     assert not (tmp_path / "numba").exists()
 
 
+@pytest.mark.slow
 @jit_on
 def test_an_unwritable_cache_folder_only_turns_the_cache_off(tmp_path):
     blocker = tmp_path / "a_file"

@@ -80,6 +80,7 @@ def test_kernel_thread_limit_is_per_thread():
     assert kernel_thread_limit() is None and seen["other"] is None
 
 
+@pytest.mark.slow  # compiles both versions of eight kernels when the cache is cold
 @jit_on
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
