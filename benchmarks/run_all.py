@@ -93,6 +93,42 @@ def _overrides(items):
     return out
 
 
+def _load_average():
+    """The 1-minute load average, or None where the platform has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
+
+
+def conditions(loads, overrides, quick):
+    r"""Plain sentences on what the figures are worth: the load the machine carried while
+    they were taken (1-minute load average at the start and end of every benchmark, against
+    the logical cores) and whether the protocols were the full ones.
+
+    The benchmarks themselves keep at most every core busy, so a load above the core count
+    means other processes shared the cores: every time is above its quiet value and a
+    one-thread-against-all-threads ratio measures the contention, not the code. Returns a list
+    of sentences (empty for a quiet machine and full protocols).
+    """
+    notes = []
+    cores = os.cpu_count() or 1
+    loads = [x for x in loads if x is not None]
+    if loads and max(loads) > cores:
+        notes.append(
+            f"**Measured under load**: the 1-minute load average was {min(loads):.1f} to "
+            f"{max(loads):.1f} on {cores} logical cores while these figures were taken, so "
+            "every time is above its quiet value and the multi-thread figures (threads against "
+            "one thread) are not meaningful. Re-measure on a quiet machine.")
+    if quick:
+        notes.append("**--quick: tiny sizes, not a measurement.**")
+    elif overrides:
+        sets = " ".join(f"--set '{k}={' '.join(v)}'" for k, v in overrides.items())
+        notes.append(f"**Reduced sizes**: run as `scratchdgm bench all {sets}`, not the full "
+                     "protocols of `scratchdgm bench all`.")
+    return notes
+
+
 def measure(args):
     names = args.only or list(PROTOCOLS)
     overrides = _overrides(args.set)
@@ -103,14 +139,15 @@ def measure(args):
         argv = overrides.get(name, quick if args.quick else full)
         bench_args = _args_for(module, argv, args.no_torch)
         print(f"[bench all] {name} {' '.join(argv)} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
+        load0, t0 = _load_average(), time.perf_counter()
         result = module.measure(bench_args)
         text = io.StringIO()  # the benchmark's own table, as its run() prints it
         with contextlib.redirect_stdout(text):
             module.report(result, bench_args)
         out[name] = {"command": f"scratchdgm bench {name} {' '.join(argv)}".strip(),
                      "seconds": time.perf_counter() - t0, "result": result,
-                     "table": text.getvalue(), "summary": module.summary_rows(result)}
+                     "table": text.getvalue(), "summary": module.summary_rows(result),
+                     "load": [load0, _load_average()]}
     return out
 
 
@@ -121,16 +158,19 @@ def run(args):
     head = machine_line(1)
     headers = ["figure", "ours", "peer (same run)", "ratio", "goal"]
     rows = [r for entry in out.values() for r in entry["summary"]]
+    notes = conditions([x for e in out.values() for x in e["load"]], _overrides(args.set),
+                       args.quick)
     print(head)
     print(table(headers, rows))
+    for note in notes:
+        print(note.replace("**", ""))
     path = _default_out() if args.out is None else args.out
     if path != "-":
         parts = ["# Benchmarks", "",
                  "Written by `scratchdgm bench all" + (" --quick" if args.quick else "")
                  + "` (`benchmarks/run_all.py`). Every ratio compares figures measured in the "
-                 "same run. " + ("**--quick: tiny sizes, not a measurement.**" if args.quick
-                                 else ""),
-                 "", f"Machine: {head} (thread counts per benchmark below).", "",
+                 "same run.", "", *[n + "\n" for n in notes],
+                 f"Machine: {head} (thread counts per benchmark below).", "",
                  _markdown_table(headers, rows), ""]
         for name, entry in out.items():
             parts += [f"## {name}", "", f"`{entry['command']}` ({entry['seconds']:.0f} s)", "",

@@ -111,3 +111,14 @@ def test_all_writes_one_table(tmp_path, capsys):
     assert "| figure | ours | peer (same run) | ratio | goal |" in text
     assert "FA d=2 on iris" in text and "GEMM floor" in text and "## eval" in text
     assert "logical cores" in text  # the machine line: CPU model, threads, date
+
+
+def test_all_says_when_figures_were_taken_under_load_or_at_reduced_sizes():
+    from scratchdgm.benchmarks.run_all import conditions
+
+    cores = os.cpu_count() or 1
+    assert conditions([0.1 * cores, None], {}, quick=False) == []  # quiet, full protocols
+    busy = conditions([0.5, 6.0 * cores], {"eval": ["--n", "40"]}, quick=False)
+    assert len(busy) == 2 and "under load" in busy[0] and f"{6.0 * cores:.1f}" in busy[0]
+    assert "Reduced sizes" in busy[1] and "--set 'eval=--n 40'" in busy[1]
+    assert conditions([None], {}, quick=True) == ["**--quick: tiny sizes, not a measurement.**"]
