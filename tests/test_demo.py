@@ -21,3 +21,13 @@ def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys):
     results = (out / "results.txt").read_text()
     assert "FA (EM)" in results and "IWAE" in results
     assert not list(out.glob("*.tmp"))
+
+
+def test_figures_command_regenerates_a_chosen_folder(tmp_path, capsys):
+    from scratchdgm.cli import main
+
+    assert main(["figures", "--out", str(tmp_path), "--quick", "--only", "autodiff"]) == 0
+    assert (tmp_path / "autodiff" / "autodiff_fit.png").stat().st_size > 1000
+    assert "autodiff" in (tmp_path / "figures.txt").read_text()
+    assert main(["figures", "--out", str(tmp_path), "--only", "nonsense"]) == 2
+    assert "unknown ['nonsense']" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | bench``.
+r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | figures | bench``.
 
 Each subcommand lives in its own module, which provides
 
@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": "scratchdgm.cli.evaluate",
     "sample": "scratchdgm.cli.sample",
     "experiment": "scratchdgm.cli.experiment",
+    "figures": "scratchdgm.cli.figures",
     "bench": "scratchdgm.cli.bench",
 }
 
