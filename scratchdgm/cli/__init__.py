@@ -1,4 +1,5 @@
-r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | bench``.
+r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | bench |
+exercises``.
 
 Each subcommand lives in its own module, which provides
 
@@ -22,6 +23,7 @@ COMMANDS = {
     "sample": "scratchdgm.cli.sample",
     "experiment": "scratchdgm.cli.experiment",
     "bench": "scratchdgm.cli.bench",
+    "exercises": "scratchdgm.cli.exercises",
 }
 
 
