@@ -175,7 +175,14 @@ def check_matmul_backward(op, a_shape, b_shape, seed=0, needs=(True, True)):
     ctx = Context(tuple(needs))
     y = np.asarray(op.forward(ctx, a.copy(), b.copy()))
     g = rng.normal(size=y.shape)
-    out = op.backward(ctx, g.copy())
+    try:
+        out = op.backward(ctx, g.copy())
+    except ValueError as exc:
+        one_d = [_matmul_shape_hint(n, None, a_shape, b_shape)
+                 for n, shape in (("a", a_shape), ("b", b_shape)) if len(shape) == 1]
+        hint = one_d[0] if one_d else _matmul_shape_hint("a", None, (1, 1), (1, 1))
+        raise AssertionError(f"MatMul backward failed for a of shape {a_shape} @ b of shape "
+                             f"{b_shape} ({exc}){hint}") from None
     if not isinstance(out, tuple) or len(out) != 2:
         raise AssertionError(f"MatMul backward must return a pair (grad_a, grad_b), got "
                              f"{type(out).__name__}")

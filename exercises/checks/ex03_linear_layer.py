@@ -74,9 +74,11 @@ def check_activation_grad(activation_grad, act, a, grad):
             None: "the identity's derivative is 1: return grad"}[act]
     if close(got, want / np.where(grad == 0, 1, grad), 1e-6, 1e-8) and not np.allclose(grad, 1):
         hint = "you forgot to multiply by grad"
-    elif act == "tanh" and close(got, grad * (1 - a * a), 1e-6, 1e-8):
-        hint = ("the argument is the OUTPUT y = tanh(a): the derivative is 1 - y^2, not "
-                "1 - tanh(y)^2")
+    elif act is not None and close(got, grad * np.array(
+            [central_difference(lambda v: f(v), yi) for yi in y.ravel()]).reshape(a.shape),
+            1e-6, 1e-8):
+        hint = (f"you took f' at y; the argument is the OUTPUT y = f(a): write f'(a) in terms "
+                f"of y ({hint})")
     raise AssertionError(f"activation_grad(y, grad, {act!r}) gives {show(got)}, expected "
                          f"{show(want)}: {hint}")
 

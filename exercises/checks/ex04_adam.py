@@ -30,6 +30,15 @@ def reference_steps(theta, grads, lr, beta1, beta2, eps, weight_decay=0.0):
     return out
 
 
+def _step_from_zero_moments(theta, g, t, weight_decay=0.0):
+    # what a step gives when m and v were never kept: m = (1 - beta1) g, v = (1 - beta2) g^2
+    b1, b2 = HYPER["beta1"], HYPER["beta2"]
+    g = np.asarray(g, np.float64) + weight_decay * theta
+    m_hat = (1 - b1) * g / (1 - b1 ** t)
+    v_hat = (1 - b2) * g * g / (1 - b2 ** t)
+    return theta - HYPER["lr"] * m_hat / (np.sqrt(v_hat) + HYPER["eps"])
+
+
 def _run(adam_update, theta0, grads, dtype, weight_decay=0.0, hyper=HYPER):
     data = np.array(theta0, dtype=dtype)
     m = np.zeros_like(data)
@@ -94,11 +103,10 @@ def check_steps(adam_update, dtype=np.float64, weight_decay=0.0, n_steps=6, seed
         if not np.allclose(a, b, rtol=tol, atol=tol):
             hint = ("m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2; each updated in "
                     "place so that the next call continues from them")
-            if t > 1 and np.allclose(a - got[t - 2], reference_steps(got[t - 2], [grads[t - 1]],
-                                                                     **HYPER)[0] - got[t - 2],
-                                     rtol=1e-6):
-                hint = ("every step behaves like a first step: m and v must be updated IN PLACE "
-                        "(m *= beta1; m += ...), they are the optimiser's memory")
+            if t > 1 and np.allclose(a, _step_from_zero_moments(got[t - 2], grads[t - 1], t,
+                                                                 weight_decay), rtol=1e-6):
+                hint = ("every step starts from m = v = 0: update m and v IN PLACE (m *= beta1; "
+                        "m += ...), they are the optimiser's memory between calls")
             elif weight_decay and np.allclose(a, reference_steps(theta0, grads[:t], **HYPER)[-1],
                                               rtol=1e-6):
                 hint = "you ignored weight_decay: g = grad + weight_decay * data"

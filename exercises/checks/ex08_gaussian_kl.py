@@ -134,7 +134,7 @@ def check_diagonal_is_stable(kl):
         got = values(kl(DiagNormal(mu, ls), DiagNormal(mu, ls)))
     if not np.allclose(got, 0.0, atol=1e-9):
         raise AssertionError(f"KL(q || q) with log_sigma = +-360 is {show(got)}, expected 0: "
-                             f"sigma^2 = exp(720) overflows; write sigma_q^2 / sigma_p^2 as "
+                             f"sigma^2 = exp(720) overflows; form the ratios in log space: sigma_q^2 / sigma_p^2 as "
                              f"exp(2 (log_sigma_q - log_sigma_p)) and (mu_q - mu_p) / sigma_p as "
                              f"(mu_q - mu_p) exp(-log_sigma_p)")
 
