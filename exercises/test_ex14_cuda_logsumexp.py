@@ -13,6 +13,7 @@ from exercises.checks import ex14_cuda_logsumexp as checks
 pytestmark = pytest.mark.ex14
 
 
+@pytest.mark.slow  # a fresh interpreter that imports numba.cuda's simulator: 4-6 s
 def test_kernel_in_the_cuda_simulator():
     checks.run_in_simulator()
 

@@ -113,3 +113,17 @@ def close(got, want, rtol, atol):
     fin = np.isfinite(want)
     return bool(same_special and np.all(np.abs(got[fin] - want[fin])
                                         <= atol + rtol * np.abs(want[fin])))
+
+
+def expect_array(got, shape, dtype, what, shape_hint=None, dtype_hint="keep the input's dtype"):
+    r"""Raise AssertionError unless ``got`` has ``shape`` and ``dtype``: "<what> has shape ...,
+    expected ...<hint>". ``shape_hint`` may be a function of the shape found, returning the hint
+    (with its leading ': ') or ''."""
+    got = np.asarray(got)
+    if got.shape != tuple(shape):
+        hint = shape_hint(got.shape) if callable(shape_hint) else (shape_hint or "")
+        raise AssertionError(f"{what} has shape {got.shape}, expected {tuple(shape)}{hint}")
+    if dtype is not None and got.dtype != np.dtype(dtype):
+        raise AssertionError(f"{what} has dtype {got.dtype}, expected {np.dtype(dtype)}: "
+                             f"{dtype_hint}")
+    return got

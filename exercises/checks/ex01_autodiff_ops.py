@@ -13,7 +13,7 @@ from scipy import special
 from scratchdgm.autodiff import Context
 from scratchdgm.autodiff.tensor import unbroadcast
 
-from ._common import close, max_error, show
+from ._common import close, expect_array, max_error, show
 
 #: name -> (reference function, its derivative written from the output y)
 ELEMENTWISE = {
@@ -38,12 +38,9 @@ def check_elementwise_forward(op, name, x):
     r"""``op.forward`` on ``x`` equals the reference, with ``x``'s shape and dtype."""
     f, _ = ELEMENTWISE[name]
     _, y = _forward(op, x)
-    if y.shape != x.shape:
-        raise AssertionError(f"{name} forward returned shape {y.shape} for an input of shape "
-                             f"{x.shape}: an elementwise op keeps the shape")
-    if y.dtype != x.dtype:
-        raise AssertionError(f"{name} forward turned a {x.dtype} input into {y.dtype}: keep the "
-                             f"input's dtype (float32 models stay float32)")
+    expect_array(y, x.shape, x.dtype, f"{name} forward of a {x.dtype} input",
+                 ": an elementwise op keeps the shape",
+                 "keep the input's dtype (float32 models stay float32)")
     want = f(x.astype(np.float64))
     rtol = 1e-6 if x.dtype == np.float32 else 1e-12
     if not close(y, want, rtol, rtol):
@@ -84,13 +81,8 @@ def check_elementwise_backward(op, name, x, grad):
         if len(g) != 1:
             raise AssertionError(f"{name} backward returned {len(g)} gradients for its one input")
         g = g[0]
-    g = np.asarray(g)
-    if g.shape != x.shape:
-        raise AssertionError(f"{name} backward returned shape {g.shape}, expected {x.shape} "
-                             f"(one gradient per input entry)")
-    if g.dtype != x.dtype:
-        raise AssertionError(f"{name} backward returned dtype {g.dtype} for a {x.dtype} input: "
-                             f"keep the dtype")
+    g = expect_array(g, x.shape, x.dtype, f"{name} backward of a {x.dtype} input",
+                     " (one gradient per input entry)")
     x64, g64 = x.astype(np.float64), grad.astype(np.float64)
     want = g64 * _fd_derivative(f, x64)
     tol = 1e-5 if x.dtype == np.float32 else 1e-7

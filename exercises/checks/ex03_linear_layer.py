@@ -9,7 +9,7 @@ central differences of that reference.
 import numpy as np
 from scipy import special
 
-from ._common import central_difference, close, max_error, show
+from ._common import central_difference, close, expect_array, max_error, show
 
 ACTS = {None: lambda a: a, "tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0),
         "sigmoid": special.expit}
@@ -30,16 +30,10 @@ def check_forward(linear, x, W, b, act):
     m = W.shape[1]
     want_shape = x.shape[:-1] + (m,)
     case = f"x {x.shape}, W {W.shape}, b {None if b is None else b.shape}, activation {act!r}"
-    if y.shape != want_shape:
-        hint = ""
-        if y.ndim == 2 and x.ndim != 2:
-            hint = (": you flattened the leading axes for the product (good) but did not "
-                    "reshape back to x.shape[:-1] + (m,)")
-        raise AssertionError(f"linear returned shape {y.shape} for {case}; expected "
-                             f"{want_shape}{hint}")
-    if y.dtype != x.dtype:
-        raise AssertionError(f"linear returned dtype {y.dtype} for {x.dtype} inputs: keep x's "
-                             f"dtype")
+    expect_array(y, want_shape, x.dtype, f"linear({case})",
+                 lambda shape: (": you flattened the leading axes for the product (good) but "
+                                "did not reshape back to x.shape[:-1] + (m,)")
+                 if len(shape) == 2 and x.ndim != 2 else "")
     want = reference_layer(x, W, b, act)
     rtol = 1e-5 if x.dtype == np.float32 else 1e-12
     scale = 1 + np.abs(np.einsum("...n,nm->...m", np.abs(x.astype(np.float64)), np.abs(W)))
@@ -113,21 +107,8 @@ def check_backward(linear_backward, x, W, b, act, grad, need_x_grad=True):
         w = want[name]
         if got is None:
             raise AssertionError(f"grad_{name} is None for {case}")
-        got = np.asarray(got)
-        if got.shape != w.shape:
-            hint = ""
-            if name == "W" and got.shape == w.shape[::-1]:
-                hint = ": that is grad_W transposed; grad_W = x^T delta, of W's shape (n, m)"
-            elif name == "b":
-                hint = ": sum delta over EVERY row (all leading axes of x), one entry per output"
-            elif name == "W":
-                hint = (": flatten the leading axes of x and delta to rows first "
-                        "(x.reshape(-1, n), delta.reshape(-1, m)), then x^T delta")
-            raise AssertionError(f"grad_{name} has shape {got.shape}, expected {w.shape} for "
-                                 f"{case}{hint}")
-        if got.dtype != x.dtype:
-            raise AssertionError(f"grad_{name} has dtype {got.dtype} for {x.dtype} inputs: keep "
-                                 f"the dtype")
+        got = expect_array(got, w.shape, x.dtype, f"grad_{name} for {case}",
+                           lambda shape, name=name, w=w: _grad_shape_hint(name, shape, w.shape))
         if not np.allclose(got, w, rtol=tol, atol=tol):
             hint = ("with delta = grad * f'(a): grad_x = delta W^T, grad_W = x^T delta, "
                     "grad_b = sum of delta over the rows")
@@ -138,6 +119,17 @@ def check_backward(linear_backward, x, W, b, act, grad, need_x_grad=True):
                         "(activation_grad, from the output y) before the products")
             raise AssertionError(f"grad_{name} is off by up to {max_error(got, w):.3g} for "
                                  f"{case}: {hint}")
+
+
+def _grad_shape_hint(name, got, want):
+    if name == "W" and got == want[::-1]:
+        return ": that is grad_W transposed; grad_W = x^T delta, of W's shape (n, m)"
+    if name == "b":
+        return ": sum delta over EVERY row (all leading axes of x), one entry per output"
+    if name == "W":
+        return (": flatten the leading axes of x and delta to rows first (x.reshape(-1, n), "
+                "delta.reshape(-1, m)), then x^T delta")
+    return ""
 
 
 def loss_affine_grad(name, x, W, g):

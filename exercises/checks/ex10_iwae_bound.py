@@ -15,7 +15,7 @@ from scipy import special
 
 from scratchdgm import tensor
 
-from ._common import close, connected, path_sum_grad, show, values
+from ._common import close, connected, expect_array, path_sum_grad, show, values
 
 
 def reference_iwae(log_w):
@@ -43,18 +43,16 @@ def check_iwae_values(iwae, log_w):
     with np.errstate(all="ignore"):
         got = values(iwae(log_w.copy()))
     want = reference_iwae(log_w)
-    if got.shape != want.shape:
-        hint = ""
-        if got.shape == (K,):
-            hint = (": you reduced over axis 1 (the data points) instead of axis 0 (the K "
-                    "samples)")
-        elif got.shape == ():
-            hint = ": you averaged over the data points too; return one bound per point"
-        raise AssertionError(f"the IWAE bound of log-weights of shape (K, B) = {log_w.shape} has "
-                             f"shape {got.shape}, expected {want.shape}{hint}")
-    if got.dtype != log_w.dtype:
-        raise AssertionError(f"the IWAE bound of {log_w.dtype} log-weights came back as "
-                             f"{got.dtype}")
+
+    def hint(shape):
+        if shape == (K,):
+            return ": you reduced over axis 1 (the data points) instead of axis 0 (the K samples)"
+        if shape == ():
+            return ": you averaged over the data points too; return one bound per point"
+        return ""
+
+    expect_array(got, want.shape, log_w.dtype,
+                 f"the IWAE bound of log-weights of shape (K, B) = {log_w.shape}", hint)
     rtol = 1e-5 if log_w.dtype == np.float32 else 1e-10
     if close(got, want, rtol, rtol):
         return

@@ -11,7 +11,7 @@ rounded, within a tolerance scaled by the size of the terms summed.
 import numpy as np
 from scipy import special
 
-from ._common import show
+from ._common import expect_array, show
 
 
 def reference(logits, x):
@@ -37,12 +37,9 @@ def check_log_prob(log_prob, logits, x):
     got = np.asarray(_call(log_prob, logits, x))
     want, _, scale = reference(logits, x)
     case = f"logits of shape {logits.shape} ({logits.dtype}) and x of shape {x.shape}"
-    if got.shape != want.shape:
-        raise AssertionError(f"bernoulli_log_prob returned shape {got.shape} for {case}, "
-                             f"expected {want.shape}")
-    if got.dtype != logits.dtype:
-        raise AssertionError(f"bernoulli_log_prob returned {got.dtype} for {case}: out has the "
-                             f"logits' dtype (accumulate in a float64 scalar, store once)")
+    expect_array(got, want.shape, logits.dtype, f"bernoulli_log_prob of {case}",
+                 dtype_hint="out has the logits' dtype (accumulate in a float64 scalar, store "
+                            "once)")
     rtol = 1e-5 if logits.dtype == np.float32 else 1e-12
     err = np.abs(got.astype(np.float64) - want)
     if np.all(err <= rtol * np.maximum(scale, 1.0)):
@@ -72,11 +69,8 @@ def check_with_grad(with_grad, logits, x):
     if not isinstance(out, tuple) or len(out) != 2:
         raise AssertionError("bernoulli_log_prob_with_grad must return (log_px, dlogits)")
     check_log_prob(lambda l, xx: out[0], logits, x)
-    got = np.asarray(out[1])
+    got = expect_array(out[1], logits.shape, logits.dtype, "dlogits")
     _, want, _ = reference(logits, x)
-    if got.shape != logits.shape or got.dtype != logits.dtype:
-        raise AssertionError(f"dlogits has shape {got.shape} and dtype {got.dtype}, expected the "
-                             f"logits' {logits.shape} and {logits.dtype}")
     tol = 1e-6 if logits.dtype == np.float32 else 1e-14
     if np.all(np.abs(got - want) <= tol):
         return

@@ -751,8 +751,11 @@ def summarise(exercises, run, numbers=None):
     for event in run.tests:
         for nn in event["markers"]:
             per.setdefault(nn, {}).setdefault(event["nodeid"], []).append(event)
-    global_errors = [e for e in run.collect_errors if not CHECKER.match(
-        pathlib.PurePosixPath(e["nodeid"].split("::")[0]).name)]
+    def checker_number(nodeid):
+        m = CHECKER.match(pathlib.PurePosixPath(nodeid.split("::")[0]).name)
+        return m.group(1) if m else None
+
+    global_errors = [e for e in run.collect_errors if checker_number(e["nodeid"]) is None]
     out = []
     for ex in exercises:
         if chosen is not None and ex.number not in chosen:
@@ -761,9 +764,7 @@ def summarise(exercises, run, numbers=None):
         if ex.planned:
             out.append(Outcome(ex.number, title, "planned"))
             continue
-        errors = [e for e in run.collect_errors
-                  if (m := CHECKER.match(pathlib.PurePosixPath(
-                      e["nodeid"].split("::")[0]).name)) and m.group(1) == ex.number]
+        errors = [e for e in run.collect_errors if checker_number(e["nodeid"]) == ex.number]
         errors += global_errors
         results = per.get(ex.number, {})
         verdicts = []
