@@ -352,19 +352,16 @@ def find_exercises(repo, files=None):
         ex.title, ex.planned, ex.registered = title, planned, True
     for rel in files:
         parts = rel.split("/")
-        if len(parts) == 2 and parts[0] == "exercises":
-            m = PAGE.match(parts[1])
+        if len(parts) != 2 or parts[0] != "exercises":
+            continue
+        for pattern, attr in ((PAGE, "page"), (CHECKER, "checker")):
+            m = pattern.match(parts[1])
             if m:
                 ex = get(m.group(1))
-                if ex.page is not None:
-                    raise ValueError(f"exercise {m.group(1)} has two pages: {ex.page}, {rel}")
-                ex.page = rel
-            m = CHECKER.match(parts[1])
-            if m:
-                ex = get(m.group(1))
-                if ex.checker is not None:
-                    raise ValueError(f"exercise {m.group(1)} has two checkers: {ex.checker}, {rel}")
-                ex.checker = rel
+                if getattr(ex, attr) is not None:
+                    raise ValueError(f"exercise {m.group(1)} has two {attr}s: "
+                                     f"{getattr(ex, attr)}, {rel}")
+                setattr(ex, attr, rel)
     for region in find_regions(repo, files):
         get(region.number).regions.append(region)
     return [found[nn] for nn in sorted(found)]
