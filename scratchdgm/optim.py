@@ -284,7 +284,8 @@ class Adam(Optimizer):
         \theta_t &= \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
 
     with :math:`m_0 = v_0 = 0`. Computed literally in this order (not the paper's "more
-    efficient" reordering of section 2), in the parameter's dtype.
+    efficient" reordering of section 2), in the parameter's dtype, by the kernels'
+    ``adam_update`` (:func:`scratchdgm.kernels.reference.adam_update` on the numpy backend).
 
     References
     ----------
@@ -325,18 +326,11 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"] = np.zeros_like(data)
         else:
             v = state["exp_avg_sq"]
-        # Compiled backends do the update below in one fused pass (the kernels' adam_update,
-        # the same arithmetic); the NumPy backend runs it literally, here.
+        # The Notes' lines are written once, in the kernels' adam_update: the NumPy reference
+        # runs them literally, a compiled backend in one fused pass (which needs contiguous
+        # arrays; anything else takes the reference).
         backend = get_backend() if self.backend is None else resolve_backend(self.backend)
-        if (backend != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
-                and v.flags.c_contiguous):
-            get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2, self.eps, t,
-                                0.0)
-            return
-        m *= self.beta1
-        m += (1.0 - self.beta1) * grad
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (grad * grad)
-        m_hat = m / (1.0 - self.beta1 ** t)
-        v_hat = v / (1.0 - self.beta2 ** t)
-        data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        if not (data.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+            backend = "numpy"
+        get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
+                                         self.eps, t, 0.0)

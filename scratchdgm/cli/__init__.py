@@ -1,4 +1,5 @@
-r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | figures | bench``.
+r"""The ``scratchdgm`` command line: ``demo | train | eval | sample | experiment | figures |
+bench | exercises``.
 
 Each subcommand lives in its own module, which provides
 
@@ -23,6 +24,7 @@ COMMANDS = {
     "experiment": "scratchdgm.cli.experiment",
     "figures": "scratchdgm.cli.figures",
     "bench": "scratchdgm.cli.bench",
+    "exercises": "scratchdgm.cli.exercises",
 }
 
 

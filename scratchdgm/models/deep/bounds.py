@@ -12,7 +12,7 @@ log importance weights
 
 Everything here is a pure function of those log-weights (or of the Gaussian parameters), so that
 the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients flowing back),
-evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
+evaluation (with ``no_grad``) and the course exercise ``exercises/10_iwae_bound.md``.
 
 Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"] (the
 bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
@@ -114,11 +114,13 @@ def iwae_bound(log_w, *, backend=None):
     (bound), Theorem 1 (monotone in K), eq. 14 (gradient).
     Lecture [Mattei-DGM, "Maximum likelihood for DLVM"].
     """
+    # BEGIN EXERCISE 10: log of the MEAN importance weight over the K samples, stably
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     # log_mean_exp(log_w, axis=0) in one fused, stable pass on the current backend (its NumPy
     # reference is scratchdgm.kernels.reference.logsumexp; tests hold the two together)
     return _fused.iw_logsumexp(log_w, backend=backend) - math.log(log_w.shape[0])
+    # END EXERCISE 10
 
 
 def elbo_monte_carlo(log_w):
@@ -148,9 +150,11 @@ def elbo_monte_carlo(log_w):
     Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 6 (SGVB estimator A).
     Lecture [Mattei-DGM, "What about VAEs?"].
     """
+    # BEGIN EXERCISE 10: the mean of the log-weights over the K samples
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     return log_w.mean(axis=0)
+    # END EXERCISE 10
 
 
 def elbo_analytic_kl(log_px_given_z, kl):
