@@ -18,7 +18,8 @@ under :math:`q_\gamma` (:func:`score_function_gradient`, :func:`reparametrised_g
 * :func:`score_function_gradient` -- :math:`\nabla_\gamma \mathbb E_{q_\gamma}[f(z)]` by the
   log-derivative trick, with an optional baseline;
 * :func:`reparametrised_gradient` -- the same gradient through
-  :math:`z = \mu_\gamma + \sigma_\gamma \odot \varepsilon`.
+  :math:`z = \mu_\gamma + \sigma_\gamma \odot \varepsilon`;
+* :func:`gradient` -- the gradient of a scalar Tensor as arrays (what both return).
 
 The distributions are those of :mod:`scratchdgm.distributions` (anything with ``sample`` and
 ``log_prob``; ``rsample`` for the reparametrisation), every sample shape is ``(K, *batch, d)``
@@ -51,6 +52,7 @@ __all__ = [
     "effective_sample_size",
     "score_function_gradient",
     "reparametrised_gradient",
+    "gradient",
 ]
 
 
@@ -334,10 +336,28 @@ def effective_sample_size(log_w, axis=0):
 # ----------------------------------------------------------------- gradients of expectations
 
 
-def _gradients(surrogate, params, where):
-    r"""The gradient of the scalar ``surrogate`` with respect to each Tensor of ``params``, as
-    arrays. The ``.grad`` of ``params`` is left as it was; like any ``backward()``, the call
-    accumulates into the ``.grad`` of the other leaves ``surrogate`` depends on."""
+def gradient(output, params, where="gradient"):
+    r"""The gradient of a scalar Tensor with respect to each Tensor of ``params``, as arrays.
+
+    Parameters
+    ----------
+    output : Tensor, shape ()
+    params : list of Tensor
+    where : str
+        Named in error messages.
+
+    Returns
+    -------
+    list of ndarray
+        One array per tensor of ``params``, of its shape (zeros where ``output`` does not
+        depend on it).
+
+    Notes
+    -----
+    The ``.grad`` of ``params`` is left as it was; like any ``backward()``, the call accumulates
+    into the ``.grad`` of the *other* leaves ``output`` depends on (call ``zero_grad`` on a model
+    whose weights are not among ``params``).
+    """
     params = list(params)
     if not params or not all(isinstance(t, _ad.Tensor) for t in params):
         raise TypeError(f"{where}: params must be a non-empty list of Tensors (the parameters "
@@ -345,8 +365,8 @@ def _gradients(surrogate, params, where):
     saved = [t.grad for t in params]
     for t in params:
         t.grad = None
-    if surrogate.requires_grad:
-        surrogate.backward()
+    if output.requires_grad:
+        output.backward()
     grads = [np.zeros_like(t.data) if t.grad is None else t.grad for t in params]
     for t, g in zip(params, saved):
         t.grad = g
@@ -438,7 +458,7 @@ def score_function_gradient(f, q, params, k, random_state=None, *, baseline=None
     b = _baseline(f_values, baseline, where)
     log_q = q.log_prob(z)                           # log q_gamma(z_k): depends on gamma
     surrogate = f_z + (f_values - b) * log_q        # grad: grad f + (f - b) grad log q
-    return _gradients(surrogate.mean(axis=0).sum(), params, where)
+    return gradient(surrogate.mean(axis=0).sum(), params, where)
 
 
 def reparametrised_gradient(f, q, params, k, random_state=None):
@@ -496,4 +516,4 @@ def reparametrised_gradient(f, q, params, k, random_state=None):
                         f"trick needs a distribution drawn as a differentiable function of its "
                         f"parameters (DiagNormal, FullNormal). Use score_function_gradient")
     z = q.rsample((k,), rng)                        # z_k = mu + sigma * eps_k: a path to gamma
-    return _gradients(f(z).mean(axis=0).sum(), params, where)
+    return gradient(f(z).mean(axis=0).sum(), params, where)
