@@ -97,7 +97,7 @@ def run(out_dir, quick=False, seed=0):
             "min_step": float(np.min(np.diff(bounds, axis=0))),
         }
     numbers["exact_log_likelihood"] = float(log_p.mean())
-    figure = _plot(numbers, pathlib.Path(out_dir) / "bounds.png")
+    figure = pathlib.Path(_plot(numbers, pathlib.Path(out_dir) / "bounds.png"))
     numbers["seconds"] = time.perf_counter() - t0
     return ExperimentResult(NAME, numbers, [figure], _report(numbers))
 

@@ -181,7 +181,7 @@ def run(out_dir, quick=False, seed=0):
     numbers["running"] = {name: running_estimates(name, 10_000 if quick else 100_000, 4,
                                                   np.random.default_rng([seed, 3, i]))
                           for i, name in enumerate(("wide", "light"))}
-    figure = _plot(numbers, pathlib.Path(out_dir) / "monte-carlo.png")
+    figure = pathlib.Path(_plot(numbers, pathlib.Path(out_dir) / "monte-carlo.png"))
     del numbers["running"]
     light = numbers["variance"]["light"]
     numbers["light_fraction_below_I"] = {"k": ks, "fraction": light.pop("fraction_below_I")}

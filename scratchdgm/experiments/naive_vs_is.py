@@ -136,7 +136,7 @@ def run(out_dir, quick=False, seed=0):
     prior, enc = numbers["methods"]["prior"], numbers["methods"]["encoder"]
     numbers["draws_ratio_for_equal_spread"] = [
         (a / b) ** 2 for a, b in zip(prior["relative_std_p"], enc["relative_std_p"])]
-    figure = _plot(numbers, spread, pathlib.Path(out_dir) / "naive-vs-is.png")
+    figure = pathlib.Path(_plot(numbers, spread, pathlib.Path(out_dir) / "naive-vs-is.png"))
     numbers["seconds"] = time.perf_counter() - t0
     return ExperimentResult(NAME, numbers, [figure], _report(numbers))
 

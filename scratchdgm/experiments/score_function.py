@@ -247,7 +247,8 @@ def run(out_dir, quick=False, seed=0):
     vae["variance_ratio_loo_over_reparam_at_k10"] = (vae["total_variance"]["score_loo"][0]
                                                     / vae["total_variance"]["reparam"][1])
     numbers = {"gaussian": gauss, "vae": vae}
-    figure = _plot(numbers, means_at_k10, grads, pathlib.Path(out_dir) / "score-function.png")
+    figure = pathlib.Path(_plot(numbers, means_at_k10, grads,
+                               pathlib.Path(out_dir) / "score-function.png"))
     numbers["seconds"] = time.perf_counter() - t0
     return ExperimentResult(NAME, numbers, [figure], _report(numbers))
 
