@@ -39,8 +39,7 @@ from scratchdgm.models.deep import LinearGaussianLVM
 from scratchdgm.models.linear import PPCA
 
 NAME = "bounds"
-SUMMARY = ("L_1 <= L_K <= L_K' -> log p(x) on PPCA, where log p(x), the posterior and the ELBO "
-           "are exact; log p = ELBO + KL(q || p(z|x)); the E-step makes the bound tight")
+SUMMARY = "L_1 <= L_K -> log p(x) on PPCA, where log p(x), the posterior and the ELBO are exact"
 
 #: name -> (proposal, scale, label)
 PROPOSALS = {

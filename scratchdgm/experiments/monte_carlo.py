@@ -61,8 +61,8 @@ from scratchdgm.distributions import DiagNormal
 from scratchdgm.experiments import ExperimentResult
 
 NAME = "monte-carlo"
-SUMMARY = ("simple Monte Carlo vs importance sampling on an exact integral: unbiased, variance "
-           "V/K, the zero-variance proposal, a poor one, light tails and a collapsing ESS")
+SUMMARY = ("simple MC vs importance sampling on an exact integral: the optimal, a poor and a "
+           "light-tailed proposal")
 
 #: f(x) = exp(A x) under p = N(0, 1)
 A = 1.0

@@ -50,8 +50,7 @@ from scratchdgm.experiments._digits import trained_digits_vae
 from scratchdgm.progress import progress
 
 NAME = "naive-vs-is"
-SUMMARY = ("naive Monte Carlo (z ~ p(z)) vs importance sampling (z ~ q(z|x)) for p(x) on a "
-           "trained VAE: the spread of the estimates of p(x) and log p(x) against K")
+SUMMARY = "p(x) from z ~ p(z) (naive) vs z ~ q(z|x) (importance sampling) on a trained VAE"
 
 #: the proposals compared: name -> label
 METHODS = {"prior": "naive: z ~ p(z)", "encoder": "importance sampling: z ~ q(z|x)"}

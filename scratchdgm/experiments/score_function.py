@@ -56,8 +56,7 @@ from scratchdgm.experiments import ExperimentResult
 from scratchdgm.experiments._digits import trained_digits_vae
 
 NAME = "score-function"
-SUMMARY = ("score-function (REINFORCE) vs reparametrised gradients: both unbiased, variance "
-           "against K, a baseline, and the bias of differentiating an estimate")
+SUMMARY = "score-function vs reparametrised gradients: bias, variance against K, a baseline"
 
 #: the Gaussian problem: q = N(MU, diag SIGMA^2), f(z) = -||z - C||^2 / 2
 MU = np.array([0.5, -1.0, 1.5])
