@@ -21,10 +21,27 @@ and the prior (naive Monte Carlo). :math:`\mathcal L_K` is estimated by
 :math:`5000 / K` disjoint groups of K draws; the K form a chain of divisors (1, 5, 10, 50, ...,
 5000), so the estimates are ordered in every draw, not only in expectation.
 
-Numbers of a full run (``scratchdgm experiment bounds``, seed 0, 297 test images, FILL s on one
-core):
+Numbers of a full run (``scratchdgm experiment bounds``, seed 0; 11 s of CPU, 58 s wall on a
+shared 2-core machine under load): exact mean test :math:`\log p(x) = 8.2069` nats over the 297
+test images; :math:`|\log p(x) - \mathcal L_1 - \mathrm{KL}| \le 8 \cdot 10^{-14}` for every
+image and proposal; with the exact posterior :math:`|\log p(x) - \hat{\mathcal L}_K| \le 3.2
+\cdot 10^{-12}` for every image and K.
 
-FILL
+=====================  ==========  ===========  =======================================  =======
+proposal               exact ELBO  KL(q||post)  log p(x) - L_K at K = 1, 10, 100, 1000,  ESS / K
+                                                5000 (estimated)                         at 5000
+=====================  ==========  ===========  =======================================  =======
+exact posterior        8.2069      0            0 (< 3e-12)                              1.000
+posterior, sd x 1.5    7.1093      1.0977       1.10, 0.084, 0.0097, 0.0026, 0.0020      0.397
+posterior, sd x 0.75   7.8623      0.3447       0.345, 0.089, 0.0173, 0.0034, 0.0016     0.245
+posterior, sd x 0.6    7.2528      0.9541       0.954, 0.403, 0.157, 0.059, 0.025        0.039
+prior (naive)          -51.3921    59.5990      59.6, 15.7, 4.05, 0.76, 0.19             0.002
+=====================  ==========  ===========  =======================================  =======
+
+The Monte Carlo :math:`\hat{\mathcal L}_1` is within 0.0014 nats of the exact ELBO for the
+posterior-based proposals (0.04 for the prior). The lighter-tailed proposals start closer (a
+smaller KL) but close the gap more slowly; at 0.6 the weights have infinite variance and the
+gap at K = 5000 is still 0.025 nats.
 """
 
 import pathlib

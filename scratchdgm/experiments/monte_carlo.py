@@ -36,18 +36,24 @@ finite only if :math:`s^2 > 1/2`. The proposals: :math:`p` itself (simple Monte 
 :math:`\mathcal N(1, 0.6^2)` (:math:`s^2 = 0.36 < 1/2`). The estimators are those of
 :mod:`scratchdgm.estimators`.
 
-Numbers of a full run (``scratchdgm experiment monte-carlo``, seed 0, 8 s on one core):
+Numbers of a full run (``scratchdgm experiment monte-carlo``, seed 0; 7 s of CPU, 48 s wall on a
+shared 2-core machine under load), 10000 independent runs per K, :math:`I = e^{1/2} = 1.648721`:
 
-=============  ====================  =====================================  ==================
-proposal       per-draw variance     :math:`K \widehat{\mathrm{Var}}` at      ESS / K at
-               (exact)               K = 10, 100, 1000 (R = 10000 runs)     K = 10^2, 10^5
-=============  ====================  =====================================  ==================
-simple MC      4.67                  FILL
-q*             0                     FILL
-wide           0.551                 FILL
-poor           145.7                 FILL
-light tails    infinite              FILL
-=============  ====================  =====================================  ==================
+==================  =================  ==================================  ================
+proposal            per-draw variance  K times the variance of the          ESS / K at
+                    (exact)            estimate, K = 10, 100, 1000          K = 100, 100000
+==================  =================  ==================================  ================
+simple MC           4.671              4.35, 4.69, 4.65                    (1, 1)
+q* = N(1, 1)        0                  3e-30, 4e-28, 5e-25 (rounding)      --
+wide N(1, 1.5^2)    0.5509             0.553, 0.559, 0.558                 0.626, 0.624
+poor N(-1, 1)       145.7              129.8, 138.8, 140.1                 0.427, 0.364
+light N(1, 0.6^2)   infinite           8.3, 31.9, 28.4                     0.245, 0.0096
+==================  =================  ==================================  ================
+
+The limits of ESS / K are 0.6248 (wide), 0.3679 (poor) and 0 (light). With the light-tailed
+proposal the mean of the 10000 estimates at K = 1000 is still :math:`0.998 \pm 0.001\, I`
+(unbiased), but 63.8% of them fall below I (79.4% at K = 1): the rare huge ones make up for the
+rest.
 """
 
 import math

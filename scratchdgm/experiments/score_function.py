@@ -38,9 +38,31 @@ and the variance of one draw of each estimator is computed exactly by Gauss--Her
 encoder's weights is this one times the encoder's Jacobian). No exact value: the two estimators'
 means are compared to each other, coordinate by coordinate, in units of their standard errors.
 
-Numbers of a full run (``scratchdgm experiment score-function``, seed 0, FILL s on one core):
+Numbers of a full run (``scratchdgm experiment score-function``, seed 0; 33 s of CPU, 178 s wall
+on a shared 2-core machine under load).
 
-FILL
+Gaussian, 20000 replicates per K. K times the variance of the :math:`\mu`-gradient, per
+coordinate (exact per draw: reparametrised 0.25, 1, 4; score function 310.9, 93.7, 44.0):
+
+======================================  ===========================  ====================
+estimator                               K = 1                        K = 100
+======================================  ===========================  ====================
+reparametrised                          0.251, 0.994, 3.97           0.248, 1.01, 4.04
+score function                          306.8, 90.9, 40.7            311.0, 94.4, 44.1
+score function, leave-one-out baseline  (K = 2) 233.3, 68.2, 32.8    117.2, 34.5, 19.0
+======================================  ===========================  ====================
+
+The score function's variance is 447 times the reparametrised one for :math:`\mu` and 303 times
+for :math:`\log\sigma` (means over coordinates and K); the baseline keeps 43% and 50% of it at
+K = 10. Every mean is within 3.2 standard errors of the exact gradient (3 estimators, 6 values
+of K, 9 coordinates). Estimate first, then differentiate: gradient in :math:`\mu` exactly
+(0, 0, 0) against the exact (0.5, 2, -2), in :math:`\log\sigma` (0, 0, 0) against (-0.25, -1,
+-4); in :math:`c` (-0.500, -1.999, 2.007) against (-0.5, -2, 2).
+
+VAE trained 100 epochs, 10 test images, 2000 replicates: the score function's total variance is
+837 times the reparametrised one at K = 1 (831 at K = 10), 11 times with the leave-one-out
+baseline at K = 10; the means agree (mean :math:`z^2` over the 200 coordinates 1.07 at K = 1,
+1.01 at K = 10; no :math:`|z| > 3`).
 """
 
 import math
