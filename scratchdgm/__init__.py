@@ -45,14 +45,12 @@ _LAZY = {
     "VAE": "scratchdgm.models.deep",
     "IWAE": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
-    # evaluation
     "evaluate": "scratchdgm.evaluation",
 }
 
 _SUBMODULES = {
     "autodiff", "nn", "optim", "models", "kernels", "backend", "data", "distributions",
     "plots", "experiments", "cli", "checkpoint", "numerics", "validation", "threads",
-    "estimators", "evaluation",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -48,9 +48,11 @@ def evaluate_model(model, x_test, *, eval_k=5000, x_train=None, seed=0, bound_ks
     """
     import numpy as np
 
-    from scratchdgm.evaluation import evaluate
+    from scratchdgm.evaluation import DEFAULT_KS, evaluate
 
-    report = evaluate(model, x_test, ks=sorted({int(eval_k), *map(int, bound_ks)}),
+    # the report's bounds: those asked for, and the evaluator's usual K up to eval_k
+    ks = {int(eval_k), *map(int, bound_ks), *(k for k in DEFAULT_KS if k <= eval_k)}
+    report = evaluate(model, x_test, ks=sorted(ks),
                       random_state=np.random.default_rng([seed, 1]),
                       data_description=data_description, progress=False)
     if x_train is not None and hasattr(model, "active_units"):

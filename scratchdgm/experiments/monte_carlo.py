@@ -65,6 +65,7 @@ import numpy as np
 from scratchdgm import estimators as _est
 from scratchdgm.distributions import DiagNormal
 from scratchdgm.experiments import ExperimentResult
+from scratchdgm.progress import progress
 
 NAME = "monte-carlo"
 SUMMARY = ("simple MC vs importance sampling on an exact integral: the optimal, a poor and a "
@@ -156,6 +157,7 @@ def run(out_dir, quick=False, seed=0):
     ess_ks = [10, 100, 1000, 10_000] + ([] if quick else [100_000])
     I = exact_integral()
     numbers = {"a": A, "I": I, "reps": reps, "proposals": {}, "variance": {}, "ess": {}}
+    bar = progress(total=len(PROPOSALS), desc="proposals", unit="q")
     for i, (name, (b, s, label)) in enumerate(PROPOSALS.items()):
         var = per_draw_variance(name)
         numbers["proposals"][name] = {"mean": b, "sd": s, "label": label,
@@ -184,6 +186,8 @@ def run(out_dir, quick=False, seed=0):
                 ess["median_fraction"].append(float(np.median(frac)))
                 ess["mean_fraction"].append(float(frac.mean()))
             numbers["ess"][name] = ess
+        bar.update(1)
+    bar.close()
     numbers["running"] = {name: running_estimates(name, 10_000 if quick else 100_000, 4,
                                                   np.random.default_rng([seed, 3, i]))
                           for i, name in enumerate(("wide", "light"))}

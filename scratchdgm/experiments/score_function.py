@@ -76,6 +76,7 @@ from scratchdgm import estimators as _est
 from scratchdgm.distributions import DiagNormal
 from scratchdgm.experiments import ExperimentResult
 from scratchdgm.experiments._digits import trained_digits_vae
+from scratchdgm.progress import progress
 
 NAME = "score-function"
 SUMMARY = "score-function vs reparametrised gradients: bias, variance against K, a baseline"
@@ -211,10 +212,12 @@ def run(out_dir, quick=False, seed=0):
                                          for n, d in exact_var.items()},
              "estimators": {}}
     means_at_k10 = {}
+    bar = progress(total=len(ESTIMATORS) * len(ks), desc="Gaussian gradients", unit="K")
     for i, name in enumerate(ESTIMATORS):
         rows = {"k": [], "k_times_variance": {p: [] for p in exact},
                 "max_abs_z": {p: [] for p in exact}, "mean": {p: [] for p in exact}}
         for k in ks:
+            bar.update(1)
             if name == "score_loo" and k < 2:
                 continue
             g = gaussian_gradients(name, k, reps, np.random.default_rng([seed, 1, i, k]))
@@ -229,6 +232,7 @@ def run(out_dir, quick=False, seed=0):
             if k == 10:
                 means_at_k10[name] = {p: g[p].mean(axis=0) for p in exact}
         gauss["estimators"][name] = rows
+    bar.close()
     # variance ratio score / reparam of the mu gradient, mean over coordinates and K
     sf, rp = gauss["estimators"]["score"], gauss["estimators"]["reparam"]
     gauss["variance_ratio_score_over_reparam"] = {
@@ -247,14 +251,17 @@ def run(out_dir, quick=False, seed=0):
     vae = {"epochs": epochs, "n_images": n_images, "reps": vae_reps, "k": [1, 10],
            "total_variance": {}, "mean_z_squared": {}, "fraction_abs_z_above_3": {}}
     grads = {}
+    bar = progress(total=3 * len(vae["k"]), desc="VAE gradients", unit="K")
     for i, name in enumerate(("reparam", "score", "score_loo")):
         for k in vae["k"]:
+            bar.update(1)
             if name == "score_loo" and k < 2:
                 continue
             grads[(name, k)] = vae_gradients(model, x, name, k, vae_reps,
                                              np.random.default_rng([seed, 2, i, k]))
             vae["total_variance"].setdefault(name, []).append(
                 float(np.sum(grads[(name, k)].var(axis=0, ddof=1))))
+    bar.close()
     for name in ("score", "score_loo"):
         for k in vae["k"]:
             if (name, k) not in grads:
