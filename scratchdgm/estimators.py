@@ -33,7 +33,7 @@ importance sampling"] (the proposal must have heavier tails than the target),
 [Mattei-DGM, "Now the tricky part: $\nabla_{\gamma}$"] (the score-function estimator),
 [Mattei-DGM, "Reparametrisation trick for $\nabla_{\gamma}$"], and
 [Su-DGM, "Estimating $\partial \mathbb{E}_{q_{\phi}(z|x)}[\ln p_{\theta}(x|z)]/\partial \phi$"].
-The effective sample size is not on the slides: Kong (1992), Liu (1996).
+The effective sample size is not on the slides: Kong (1992), Liu (1996), Owen (2013, §9.3).
 """
 
 from typing import NamedTuple, Optional
@@ -227,8 +227,9 @@ def importance_sampling(f, log_p, q, k, random_state=None):
     ----------
     [Mattei-DGM, "Beyond simple MC: importance sampling"], [Mattei-DGM, "The optimal importance
     sampling proposal"], [Mattei-S2D, "Aparté: Monte Carlo and importance sampling"] (the
-    heavier-tails condition); Owen (2013), *Monte Carlo theory, methods and examples*, §9.1
-    (eq. 9.3, the variance) and §9.3 (eq. 9.8, the optimal proposal).
+    heavier-tails condition); Owen (2013), *Monte Carlo theory, methods and examples*, ch. 9,
+    §9.1 (basic importance sampling: its variance and the optimal proposal :math:`q \propto |f|
+    p`).
     """
     rng = check_random_state(random_state, "importance_sampling")
     x = _draw(q, k, rng, "importance_sampling")                 # x_k ~ q
@@ -270,11 +271,12 @@ def self_normalised_importance_sampling(f, log_p, q, k, random_state=None):
 
     so the unknown normalising constant cancels. A ratio of two unbiased estimates: biased
     (:math:`O(1/K)`), consistent. Its standard error is the delta-method one,
-    :math:`\big(\sum_k \tilde w_k^2 (f(x_k) - \hat I_K)^2\big)^{1/2}` (Owen 2013, eq. 9.9).
+    :math:`\big(\sum_k \tilde w_k^2 (f(x_k) - \hat I_K)^2\big)^{1/2}` (Owen 2013, §9.2).
 
     References
     ----------
-    Owen (2013), *Monte Carlo theory, methods and examples*, §9.2 (eq. 9.6 and 9.9); the
+    Owen (2013), *Monte Carlo theory, methods and examples*, §9.2 (self-normalised importance
+    sampling: the estimate and its delta-method variance); the
     normalised weights are those of the IWAE gradient (Burda et al. 2016, eq. 14).
     """
     rng = check_random_state(random_state, "self_normalised_importance_sampling")
@@ -323,8 +325,8 @@ def effective_sample_size(log_w, axis=0):
     ----------
     Kong (1992), *A note on importance sampling using standardized weights*, Tech. rep. 348,
     University of Chicago; Liu (1996), *Metropolized independent sampling with comparisons to
-    rejection sampling and importance sampling*, Statistics and Computing 6, eq. 4; Owen (2013),
-    §9.3, eq. 9.13.
+    rejection sampling and importance sampling*, Statistics and Computing 6; Owen (2013),
+    *Monte Carlo theory, methods and examples*, §9.3 (importance sampling diagnostics).
     """
     log_w = np.asarray(log_w, dtype=np.float64)
     if log_w.ndim == 0 or log_w.shape[axis] < 1:
@@ -445,7 +447,7 @@ def score_function_gradient(f, q, params, k, random_state=None, *, baseline=None
     Williams (1992), *Simple statistical gradient-following algorithms for connectionist
     reinforcement learning*, Machine Learning 8 (REINFORCE, with a baseline); Mohamed, Rosca,
     Figurnov & Mnih (2020), *Monte Carlo gradient estimation in machine learning*, JMLR 21,
-    eq. 13 (score function) and §7 (control variates); Kool, van Hoof & Welling (2019), *Buy 4
+    §4 (score-function estimators) and §7 (variance reduction, control variates); Kool, van Hoof & Welling (2019), *Buy 4
     REINFORCE samples, get a baseline for free!*, ICLR workshop (the leave-one-out baseline).
     Lecture [Mattei-DGM, "Now the tricky part: $\nabla_{\gamma}$"];
     [Su-DGM, "Estimating $\partial \mathbb{E}_{q_{\phi}(z|x)}[\ln p_{\theta}(x|z)]/\partial \phi$"].
@@ -504,7 +506,7 @@ def reparametrised_gradient(f, q, params, k, random_state=None):
     References
     ----------
     Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, §2.4; Mohamed et al.
-    (2020), JMLR 21, eq. 34 (pathwise estimator). Lecture [Mattei-DGM, "Reparametrisation trick
+    (2020), JMLR 21, §5 (pathwise estimators). Lecture [Mattei-DGM, "Reparametrisation trick
     for $\nabla_{\gamma}$"]; [Su-DGM, "Estimating Derivatives with the Re-parameterization
     Trick"].
     """

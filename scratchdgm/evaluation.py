@@ -106,7 +106,8 @@ class EvaluationReport:
         posterior mean varies over the data, :math:`\mathrm{Var}_x(\mathbb E_q[z_u]) >`
         ``threshold`` (Burda et al. 2016, §5.2).
     kl_per_dimension : dict or "n/a"
-        Per latent layer, a list of :math:`d_\text{layer}` mean KLs.
+        Per latent layer, an array of :math:`d_\text{layer}` mean KLs (a list in
+        :meth:`as_dict`).
     kl_total : dict or "n/a"
         Per latent layer, the mean total KL :math:`\mathrm{KL}(q \,\|\, p)`.
     seconds : float
@@ -299,7 +300,8 @@ def evaluate(model, X, *, ks=DEFAULT_KS, random_state=None, data_description=Non
     ----------
     Burda, Grosse & Salakhutdinov (2016), *Importance weighted autoencoders*, ICLR: eq. 8 (the
     bound), Theorem 1 (monotone in K), §5 (log-likelihood with K = 5000), §5.2 (active units,
-    eq. 15). Kong (1992) and Owen (2013, eq. 9.13): the effective sample size.
+    eq. 15). Kong (1992) and Owen (2013), *Monte Carlo theory, methods and examples*, §9.3: the
+    effective sample size.
 
     Examples
     --------
