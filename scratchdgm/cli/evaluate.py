@@ -1,12 +1,15 @@
-r"""``scratchdgm eval DIR``: re-evaluate a trained run -- importance-sampled test log-likelihood
-(K = 5000 by default, Burda et al. 2016, Section 5), test bounds :math:`\mathcal L_1, \mathcal L_5,
-\mathcal L_{50}` and active units -- print them and merge them into ``DIR/metrics.json``.
+r"""``scratchdgm eval DIR``: re-evaluate a trained run with :func:`scratchdgm.evaluate` --
+importance-sampled test log-likelihood (K = 5000 by default, Burda et al. 2016, Section 5), the
+ELBO and the bounds :math:`\mathcal L_K`, the effective sample size of the importance weights,
+active units and the KL of each latent dimension -- print the report and merge it into
+``DIR/metrics.json``.
 """
 
 import json
 import os
 
-HELP = "evaluate a trained run: test log-likelihood (K=5000), bounds, active units"
+HELP = ("evaluate a trained run: test log-likelihood (K=5000), ELBO and bounds, effective sample "
+        "size, active units, KL per latent dimension")
 
 
 def configure_parser(parser):
@@ -37,11 +40,16 @@ def run(args):
             metrics = json.load(f)
     spec = args.data or metrics.get("data") or "digits"
     ds = load_data(spec, metrics.get("seed", 0))
+    from scratchdgm.data.digits import TEST_BINARIZATION_SEED
+
+    binarisation = (f"the test set binarised once, stochastically (seed {TEST_BINARIZATION_SEED})"
+                    if ds["binary"] else "none (continuous data)")
     result = evaluate_model(model, ds["x_test"], eval_k=args.k, x_train=ds["x_train"],
-                            seed=args.seed)
-    bounds = "  ".join(f"L_{k} {v:.3f}" for k, v in result["test_bounds"].items())
+                            seed=args.seed, data_description={"data": spec, "split": "test",
+                                                              "binarisation": binarisation})
     print(f"{ckpt}: test log-likelihood {result['test_log_likelihood']:.3f} (K={args.k}); "
-          f"{bounds}; active units {result['active_units']}/{model.latent_dim}")
+          f"active units {result['active_units']}/{model.latent_dim} on the training data")
+    print(result["evaluation_text"])
     if not args.no_write:
         metrics.update(result)
         metrics.setdefault("data", spec)
