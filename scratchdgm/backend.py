@@ -44,6 +44,7 @@ import os
 
 __all__ = [
     "BACKENDS",
+    "BackendUnavailableError",
     "set_backend",
     "get_backend",
     "use_backend",
@@ -62,6 +63,13 @@ _MODULES = {
 }
 
 ENV_VAR = "SCRATCHDGM_BACKEND"
+
+
+
+class BackendUnavailableError(RuntimeError):
+    r"""A backend was asked for that cannot run here: ``'numba'`` without numba installed, or
+    ``'cuda'`` without a CUDA device. The message says which backends to pick instead."""
+
 
 _default = None  # process default (a concrete name); None: not chosen yet, read the env var
 _override = contextvars.ContextVar("scratchdgm_backend_override", default=None)
@@ -111,9 +119,9 @@ def resolve_backend(name):
     ------
     ValueError
         Unknown name.
-    RuntimeError
-        ``'numba'`` without numba installed, or ``'cuda'`` without a CUDA device (and without
-        numba's CUDA simulator).
+    BackendUnavailableError
+        (a RuntimeError) ``'numba'`` without numba installed, or ``'cuda'`` without a CUDA
+        device (and without numba's CUDA simulator, ``NUMBA_ENABLE_CUDASIM=1``).
     """
     if not isinstance(name, str):
         raise TypeError(f"backend must be a string, got {type(name).__name__}: expected one of "
@@ -124,12 +132,14 @@ def resolve_backend(name):
     if key not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: expected one of {BACKENDS + ('auto',)}")
     if key == "numba" and not _numba_importable():
-        raise RuntimeError("backend 'numba' needs the numba package, which is not installed; "
-                           "use 'numpy' or 'auto'")
+        raise BackendUnavailableError("backend 'numba' needs the numba package, which is not "
+                                      "installed; pick 'numpy' or 'auto' instead")
     if key == "cuda" and not _cuda_available():
-        raise RuntimeError("backend 'cuda' needs a CUDA device visible to numba.cuda (or the "
-                           "simulator, NUMBA_ENABLE_CUDASIM=1 set before numba.cuda is imported); "
-                           "none found: use 'numba', 'numpy' or 'auto'")
+        raise BackendUnavailableError(
+            "no CUDA device is available: backend 'cuda' needs an NVIDIA GPU with its driver, "
+            "visible to numba.cuda (pip install 'scratchdgm[cuda]' brings NVIDIA's numba-cuda); "
+            "pick another backend: 'numba' (compiled for this CPU, the default), 'numpy' or "
+            "'auto'")
     return key
 
 

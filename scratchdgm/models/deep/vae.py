@@ -323,13 +323,13 @@ class VAE(Module):
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
-            callback=None, blas_threads=1):
+            callback=None, blas_threads=1, metadata=None):
         r"""Train by minibatch Adam on the model's bound; see
         :func:`scratchdgm.models.deep.training.fit` for every argument. Returns ``self``."""
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
             binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
             random_state=random_state, val_k=val_k, callback=callback,
-            blas_threads=blas_threads)
+            blas_threads=blas_threads, metadata=metadata)
         return self
 
     def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000):
