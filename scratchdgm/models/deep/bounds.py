@@ -27,6 +27,10 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
+from scratchdgm.progress import progress as _progress
+
+#: seconds an evaluation runs before it draws a progress bar: quick ones stay silent
+EVAL_BAR_DELAY = 1.0
 
 __all__ = [
     "log_mean_exp",
@@ -189,7 +193,8 @@ def elbo_analytic_kl(log_px_given_z, kl):
     return log_px_given_z.mean(axis=0) - _as_tensor(kl)
 
 
-def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):
+def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000,
+                                      progress=True):
     r"""Importance-sampled :math:`\log p_\theta(x_i)` with K samples, in bounded memory.
 
     Parameters
@@ -204,6 +209,10 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
         Total importance samples per point (Burda et al. use 5000).
     chunk_size : int
         At most about this many (sample, point) pairs are materialised at a time.
+    progress : bool
+        Show a progress bar (importance samples drawn so far, time left) when the evaluation
+        lasts more than :data:`EVAL_BAR_DELAY` seconds and stderr is a terminal (see
+        :mod:`scratchdgm.progress`); it is removed when done.
 
     Returns
     -------
@@ -241,17 +250,20 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
     k_chunk = min(k, chunk_size)
     batch = max(1, chunk_size // k_chunk)
-    for start in range(0, n, batch):
-        idx = np.arange(start, min(n, start + batch))
-        partial = []
-        done = 0
-        while done < k:
-            kc = min(k_chunk, k - done)
-            lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
-            if lw.shape != (kc, len(idx)):
-                raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
-                                 f"({kc}, {len(idx)})")
-            partial.append(_num.logsumexp(lw, axis=0))
-            done += kc
-        out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
+    with _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
+                   enabled=progress, leave=False, delay=EVAL_BAR_DELAY) as bar:
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch))
+            partial = []
+            done = 0
+            while done < k:
+                kc = min(k_chunk, k - done)
+                lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
+                if lw.shape != (kc, len(idx)):
+                    raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
+                                     f"({kc}, {len(idx)})")
+                partial.append(_num.logsumexp(lw, axis=0))
+                done += kc
+                bar.update(kc * len(idx))
+            out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
     return out

@@ -305,7 +305,9 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
             val = None
             if X_val is not None:
                 try:
-                    val = model.bound(X_val, val_k, np.random.default_rng([run_val_seed, epoch]))
+                    # no bar of its own: the run's bar is on screen
+                    val = model.bound(X_val, val_k, np.random.default_rng([run_val_seed, epoch]),
+                                      progress=False)
                 except NonFiniteError as exc:
                     diverged(epoch, None, f"the validation bound met a non-finite value ({exc})")
                 if not np.isfinite(val):
