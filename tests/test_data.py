@@ -427,3 +427,12 @@ def test_get_dataset_digits_mnist_and_errors(tmp_path):
     with pytest.raises(TypeError, match="str"):
         data.get_dataset(3)
     assert set(data.DATASET_SPECS) >= {"digits", "toy", "mnist:DIR"}
+
+
+def test_binary_datasets_list_says_what_the_loaders_say(tmp_path):
+    # the CLI's --help and its default likelihood read BINARY_DATASETS: it must not drift
+    make_mnist_dir(tmp_path)
+    for spec in data.DATASET_SPECS:
+        real = spec.replace("DIR", str(tmp_path))
+        assert data.get_dataset(real, 0, n_train=5, n_test=5).binary == (
+            spec in data.BINARY_DATASETS), spec
