@@ -21,11 +21,17 @@ def _json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
-def test_iwae_step_json_has_the_median_step_time(capsys):
-    out = _json(capsys, ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
-                         "--warmup", "0", "--no-torch", "--json"])
+@pytest.mark.parametrize("bars", ["off a terminal", "forced on"])
+def test_iwae_step_json_has_the_median_step_time(capsys, monkeypatch, bars):
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1" if bars == "forced on" else "")
+    argv = ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
+            "--warmup", "0", "--no-torch", "--json"]
+    assert main(argv) == 0
+    printed, err = capsys.readouterr()
+    out = json.loads(printed)  # the bar goes to stderr: stdout stays valid JSON
     assert out["k"] == 2 and out["backend"] == "numpy" and out["dtype"] == "float32"
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
+    assert ("iwae-step" in err and "1/1" in err) if bars == "forced on" else err == ""
 
 
 @pytest.mark.slow
