@@ -274,3 +274,30 @@ def test_real_bugs_keep_their_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("SCRATCHDGM_TRACEBACK", "1")  # and any error, when asked for
     with pytest.raises(CommandError, match="unknown --data 'cifar'"):
         train(tmp_path / "run", data="cifar")
+
+
+def test_experiment_that_fails_leaves_no_folder_and_numbers_are_written_whole(
+        tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    from scratchdgm import experiments
+
+    fake = types.ModuleType("fake_experiment")
+    fake.NAME, fake.SUMMARY = "fake", "a stand-in"
+
+    def run(out_dir, quick=False, seed=0):
+        if seed:
+            raise ValueError("the stand-in fails for seed 1")
+        return experiments.ExperimentResult("fake", {"x": np.float64(1.5)}, [], "x = 1.5")
+
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "fake_experiment", fake)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "fake", "fake_experiment")
+    out = tmp_path / "exp" / "fake"
+    assert main(["experiment", "fake", "--out", str(out), "--seed", "1"]) == 2
+    assert "the stand-in fails" in one_line_error(capsys, "experiment")
+    assert not (tmp_path / "exp").exists()
+    assert main(["experiment", "fake", "--out", str(out)]) == 0
+    assert json.loads((out / "numbers.json").read_text()) == {"x": 1.5}
+    assert sorted(os.listdir(out)) == ["numbers.json"]

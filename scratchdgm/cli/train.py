@@ -203,6 +203,7 @@ def run_vae(args):
 
     from scratchdgm import IWAE, VAE
     from scratchdgm.checkpoint import write_json_atomic
+    from scratchdgm.models.deep.training import format_bound
 
     for name in ("epochs", "latent_dim", "batch_size", "eval_k"):
         value = getattr(args, name)
@@ -252,7 +253,7 @@ def run_vae(args):
                                        x_train=ds["x_train"], seed=args.seed))
     write_json_atomic(os.path.join(out, METRICS_NAME), metrics)
     print(f"{args.model} k={model.k} seed={args.seed}: test log-likelihood "
-          f"{metrics['test_log_likelihood']:.3f} (K={args.eval_k}), train "
+          f"{format_bound(metrics['test_log_likelihood'])} (K={args.eval_k}), train "
           f"{metrics['train_seconds']:.1f}s, active units {metrics['active_units']}/"
           f"{model.latent_dim}; wrote {out}")
     return 0
