@@ -25,10 +25,9 @@ nothing).
 import json
 import statistics
 import sys
-import time
 import warnings
 
-from scratchdgm.benchmarks.common import machine_info, table
+from scratchdgm.benchmarks.common import machine_info, median_time, table
 from scratchdgm.progress import progress
 
 HELP = "CUDA kernels on a GPU: checked against the reference, timed against memory bandwidth"
@@ -110,17 +109,6 @@ def device_time(cuda, launch, repeats):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3)  # ms
-    return statistics.median(times)
-
-
-def host_time(fn, repeats):
-    """Median wall seconds of ``fn()`` (after one untimed call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -323,7 +311,7 @@ def run(args):
             case = make(rng, np.dtype(dt))
             worst = case.check()
             seconds = device_time(cuda, case.launch, args.repeats)
-            host = host_time(case.host, max(1, min(args.repeats, 5)))
+            host = median_time(case.host, max(1, min(args.repeats, 5)))
             gbs = case.nbytes / seconds / 1e9 if seconds > 0 else None
             rows.append({
                 "kernel": name, "shape": shape, "dtype": dt,
