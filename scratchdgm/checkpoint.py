@@ -207,8 +207,6 @@ def _write_atomic(path, write):
 
 
 def _process_running(pid):
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
