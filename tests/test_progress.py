@@ -70,4 +70,18 @@ def test_short_evaluations_stay_silent_even_when_forced(model_and_data, capsys, 
     model, x = model_and_data
     monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")
     model.bound(x, 1, random_state=0)  # milliseconds: well under EVAL_BAR_DELAY
+    model.score(x, k=50, random_state=0)
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_large_evaluation_shows_its_bar_before_the_first_chunk(capsys, monkeypatch):
+    # (the first chunk may wait seconds for kernels to compile: the bar must already be there)
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")
+    seen = []
+
+    def log_weights(idx, kc):
+        seen.append(capsys.readouterr().err)
+        return np.zeros((kc, len(idx)))
+
+    bounds.importance_sampled_log_likelihood(log_weights, 20, 5000, chunk_size=50_000)
+    assert "log p(x), K=5000:   0%" in seen[0] and "/100k" in seen[0]

@@ -29,8 +29,11 @@ from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
 from scratchdgm.progress import progress as _progress
 
-#: seconds an evaluation runs before it draws a progress bar: quick ones stay silent
+#: seconds a small evaluation runs before it draws a progress bar: quick ones stay silent
 EVAL_BAR_DELAY = 1.0
+#: importance samples from which the log-likelihood's bar is drawn at once (K = 5000 on 20
+#: points): such an evaluation is long, and its first chunk may wait for kernels to compile
+EVAL_BAR_AT_ONCE = 100_000
 
 __all__ = [
     "log_mean_exp",
@@ -210,9 +213,9 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     chunk_size : int
         At most about this many (sample, point) pairs are materialised at a time.
     progress : bool
-        Show a progress bar (importance samples drawn so far, time left) when the evaluation
-        lasts more than :data:`EVAL_BAR_DELAY` seconds and stderr is a terminal (see
-        :mod:`scratchdgm.progress`); it is removed when done.
+        Show a progress bar (importance samples drawn so far, time left) on a terminal (see
+        :mod:`scratchdgm.progress`): at once for :data:`EVAL_BAR_AT_ONCE` samples or more, else
+        once the evaluation has lasted :data:`EVAL_BAR_DELAY` seconds; removed when done.
 
     Returns
     -------
@@ -250,8 +253,9 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
     k_chunk = min(k, chunk_size)
     batch = max(1, chunk_size // k_chunk)
+    delay = 0.0 if n * k >= EVAL_BAR_AT_ONCE else EVAL_BAR_DELAY
     with _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
-                   enabled=progress, leave=False, delay=EVAL_BAR_DELAY) as bar:
+                   enabled=progress, leave=False, delay=delay) as bar:
         for start in range(0, n, batch):
             idx = np.arange(start, min(n, start + batch))
             partial = []
