@@ -9,9 +9,12 @@ of every model family registered in :data:`scratchdgm.cli.train.FAMILIES` reuses
 * ``metrics.json``, read with errors that name the file (:func:`read_metrics`);
 * the backend, checked before any work with a message that says how to pick another one
   (:func:`check_backend`);
+* training: ``--hidden`` (:func:`parse_hidden`), a new run or ``--resume``
+  (:func:`check_new_or_resumed`), ``fit`` with divergence and Ctrl-C explained
+  (:func:`fit_or_explain`);
 * :class:`CommandError`, a mistake of the user's, which :func:`scratchdgm.cli.main` prints as
   one line (no traceback), and the evaluation written to ``metrics.json``
-  (:func:`evaluate_model`).
+  (:func:`evaluate_model`, :func:`evaluate_or_explain`).
 """
 
 import contextlib
@@ -21,8 +24,8 @@ import sys
 import time
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "CommandError", "check_backend", "load_data",
-           "data_record", "recorded_data", "read_metrics", "run_directory", "evaluate_model",
-           "evaluate_or_explain"]
+           "data_record", "recorded_data", "read_metrics", "run_directory", "parse_hidden",
+           "check_new_or_resumed", "fit_or_explain", "evaluate_model", "evaluate_or_explain"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
@@ -188,6 +191,53 @@ def run_directory(out):
 def note(message):
     """One line of information on stderr (stdout carries the results)."""
     print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ training
+def parse_hidden(text):
+    r"""The hidden widths of ``--hidden`` (``"100,100"`` -> ``(100, 100)``)."""
+    try:
+        sizes = tuple(int(s) for s in str(text).split(",") if s.strip())
+    except ValueError:
+        raise CommandError(f"--hidden must be comma-separated ints like 100,100, got "
+                           f"{text!r}") from None
+    if not sizes:
+        raise CommandError(f"--hidden needs at least one width, got {text!r}")
+    return sizes
+
+
+def check_new_or_resumed(out, resume):
+    r"""The checkpoint path of a run in ``out``; refuses to overwrite one without ``--resume``
+    and says when ``--resume`` finds nothing to continue."""
+    ckpt = os.path.join(out, CHECKPOINT_NAME)
+    if os.path.exists(ckpt) and not resume:
+        raise CommandError(f"{ckpt} exists; pass --resume to continue that run, or choose "
+                           f"another --out (nothing was overwritten)")
+    if resume and not os.path.exists(ckpt):
+        note(f"--resume: no checkpoint in {out}; starting a new run")
+    return ckpt
+
+
+def fit_or_explain(model, x_train, *, ckpt, out, **fit_kwargs):
+    r"""``model.fit(x_train, checkpoint=ckpt, **fit_kwargs)``, with what a user needs to know
+    when it does not finish: divergence as a :class:`CommandError` (status 1) naming the
+    cause, the last good epoch and what to do; Ctrl-C with where the checkpoint is and how to
+    resume."""
+    from scratchdgm.models.deep.training import TrainingDivergedError
+
+    try:
+        model.fit(x_train, checkpoint=ckpt, **fit_kwargs)
+    except TrainingDivergedError as exc:
+        then = (f" Start again with a smaller --lr and another --out (a run cannot be resumed "
+                f"with another lr); `scratchdgm eval {out}` evaluates the weights of epoch "
+                f"{exc.last_good_epoch}." if exc.last_good_epoch > 0 else
+                " Start again with a smaller --lr.")
+        raise CommandError(f"{exc}{then}", status=1) from None
+    except KeyboardInterrupt:
+        if os.path.exists(ckpt):
+            note(f"interrupted: {ckpt} holds the last finished epoch; run the same command "
+                 f"with --resume to continue")
+        raise
 
 
 # ------------------------------------------------------------------------------ evaluation

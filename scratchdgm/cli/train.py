@@ -4,10 +4,9 @@ r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then e
 
 ``vae`` and ``iwae`` are defined here. Other model families register in :data:`FAMILIES` a
 module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
-run-directory helpers of :mod:`scratchdgm.cli._runs` (:func:`~scratchdgm.cli._runs.run_directory`,
-:func:`~scratchdgm.cli._runs.load_data`, :func:`~scratchdgm.cli._runs.data_record`,
-:func:`~scratchdgm.cli._runs.check_backend`, :class:`~scratchdgm.cli._runs.CommandError`) and
-:func:`fit_or_explain` here.
+run-directory helpers of :mod:`scratchdgm.cli._runs` (``run_directory``, ``check_new_or_resumed``,
+``load_data``, ``data_record``, ``check_backend``, ``parse_hidden``, ``fit_or_explain``,
+``evaluate_or_explain``, ``CommandError``), as ``run_vae`` below does.
 
 Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
 
@@ -23,14 +22,15 @@ import os
 from importlib import import_module
 
 from scratchdgm.cli._runs import (
-    CHECKPOINT_NAME,
     METRICS_NAME,
     CommandError,
     check_backend,
+    check_new_or_resumed,
     data_record,
     evaluate_or_explain,
+    fit_or_explain,
     load_data,
-    note,
+    parse_hidden,
     run_directory,
 )
 
@@ -151,51 +151,6 @@ def configure_vae_parser(parser):
     parser.add_argument("--resume", action="store_true",
                         help="continue the checkpoint in --out (same settings and data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_hidden(text):
-    try:
-        sizes = tuple(int(s) for s in str(text).split(",") if s.strip())
-    except ValueError:
-        raise CommandError(f"--hidden must be comma-separated ints like 100,100, got "
-                           f"{text!r}") from None
-    if not sizes:
-        raise CommandError(f"--hidden needs at least one width, got {text!r}")
-    return sizes
-
-
-def check_new_or_resumed(out, resume):
-    r"""The checkpoint path of a run in ``out``; refuses to overwrite one without ``--resume``
-    and says when ``--resume`` finds nothing to continue."""
-    ckpt = os.path.join(out, CHECKPOINT_NAME)
-    if os.path.exists(ckpt) and not resume:
-        raise CommandError(f"{ckpt} exists; pass --resume to continue that run, or choose "
-                           f"another --out (nothing was overwritten)")
-    if resume and not os.path.exists(ckpt):
-        note(f"--resume: no checkpoint in {out}; starting a new run")
-    return ckpt
-
-
-def fit_or_explain(model, x_train, *, ckpt, out, **fit_kwargs):
-    r"""``model.fit(x_train, checkpoint=ckpt, **fit_kwargs)``, with what a user needs to know
-    when it does not finish: divergence as a :class:`CommandError` (status 1) naming the
-    cause, the last good epoch and what to do; Ctrl-C with where the checkpoint is and how to
-    resume."""
-    from scratchdgm.models.deep.training import TrainingDivergedError
-
-    try:
-        model.fit(x_train, checkpoint=ckpt, **fit_kwargs)
-    except TrainingDivergedError as exc:
-        then = (f" Start again with a smaller --lr and another --out (a run cannot be resumed "
-                f"with another lr); `scratchdgm eval {out}` evaluates the weights of epoch "
-                f"{exc.last_good_epoch}." if exc.last_good_epoch > 0 else
-                " Start again with a smaller --lr.")
-        raise CommandError(f"{exc}{then}", status=1) from None
-    except KeyboardInterrupt:
-        if os.path.exists(ckpt):
-            note(f"interrupted: {ckpt} holds the last finished epoch; run the same command "
-                 f"with --resume to continue")
-        raise
 
 
 def run_vae(args):
