@@ -67,40 +67,7 @@ def check_backend(name, option="--backend"):
                            f"{flags}") from None
 
 
-# ------------------------------------------------------------------------------ data
-def load_data(spec, seed=0):
-    r"""Data for a ``--data`` spec (see :func:`scratchdgm.data.get_dataset`): a dict with
-    ``x_train``, ``x_test`` (the once-binarised test set for binary datasets), ``y_train``,
-    ``y_test`` (or None) and ``binary``.
-
-    ``digits``: the protocol of ``docs/protocols.md`` (1500 / 297, the test set binarised once
-    with seed 123); ``mnist:DIR``: the IDX files in DIR; ``toy`` and the other synthetic sets:
-    drawn with ``seed``.
-
-    Raises
-    ------
-    CommandError
-        For a spec that names no dataset (listing the valid ones), and, naming the spec, for
-        data that cannot be loaded (a missing directory, a corrupt file).
-    """
-    from scratchdgm import data
-
-    spec = str(spec)
-    if spec not in data.DATASET_SPECS and not spec.startswith("mnist:"):
-        raise CommandError(f"unknown --data {spec!r}; expected one of "
-                           f"{', '.join(data.DATASET_SPECS)}")
-    if spec.startswith("mnist:") and not os.path.isdir(spec.split(":", 1)[1]):
-        raise CommandError(f"--data {spec}: {spec.split(':', 1)[1]!r} is not a directory "
-                           f"holding the MNIST IDX files")
-    try:
-        ds = data.get_dataset(spec, seed)
-    except (ValueError, OSError) as exc:  # a corrupt or missing file behind a known spec
-        raise CommandError(f"--data {spec}: could not load the data: {exc}") from None
-    x_test = ds.x_test_binary if ds.binary and ds.x_test_binary is not None else ds.x_test
-    return {"x_train": ds.x_train, "x_test": x_test, "y_train": ds.y_train, "y_test": ds.y_test,
-            "binary": bool(ds.binary)}
-
-
+# ------------------------------------------------------------------------------ what a run recorded
 def data_record(spec, seed):
     r"""What a checkpoint stores of its data (``fit(metadata=...)``): the ``--data`` spec and
     the seed of the synthetic sets, so that ``eval`` can load the same data again; the
@@ -253,6 +220,40 @@ def evaluate_or_explain(model, x_test, *, where, **kwargs):
         raise CommandError(f"evaluating {where}: the model produces non-finite values on the "
                            f"test data ({exc}); its training probably diverged: train again "
                            f"with a smaller --lr", status=1) from None
+
+
+# ------------------------------------------------------------------------------ loading the data
+def load_data(spec, seed=0):
+    r"""Data for a ``--data`` spec (see :func:`scratchdgm.data.get_dataset`): a dict with
+    ``x_train``, ``x_test`` (the once-binarised test set for binary datasets), ``y_train``,
+    ``y_test`` (or None) and ``binary``.
+
+    ``digits``: the protocol of ``docs/protocols.md`` (1500 / 297, the test set binarised once
+    with seed 123); ``mnist:DIR``: the IDX files in DIR; ``toy`` and the other synthetic sets:
+    drawn with ``seed``.
+
+    Raises
+    ------
+    CommandError
+        For a spec that names no dataset (listing the valid ones), and, naming the spec, for
+        data that cannot be loaded (a missing directory, a corrupt file).
+    """
+    from scratchdgm import data
+
+    spec = str(spec)
+    if spec not in data.DATASET_SPECS and not spec.startswith("mnist:"):
+        raise CommandError(f"unknown --data {spec!r}; expected one of "
+                           f"{', '.join(data.DATASET_SPECS)}")
+    if spec.startswith("mnist:") and not os.path.isdir(spec.split(":", 1)[1]):
+        raise CommandError(f"--data {spec}: {spec.split(':', 1)[1]!r} is not a directory "
+                           f"holding the MNIST IDX files")
+    try:
+        ds = data.get_dataset(spec, seed)
+    except (ValueError, OSError) as exc:  # a corrupt or missing file behind a known spec
+        raise CommandError(f"--data {spec}: could not load the data: {exc}") from None
+    x_test = ds.x_test_binary if ds.binary and ds.x_test_binary is not None else ds.x_test
+    return {"x_train": ds.x_train, "x_test": x_test, "y_train": ds.y_train, "y_test": ds.y_test,
+            "binary": bool(ds.binary)}
 
 
 def evaluate_model(model, x_test, *, eval_k=5000, x_train=None, seed=0, bound_ks=(1, 5, 50)):
