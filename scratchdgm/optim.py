@@ -24,7 +24,7 @@ import numpy as np
 
 from scratchdgm.autodiff import Tensor, no_grad
 from scratchdgm.backend import get_backend, get_kernels, resolve_backend
-from scratchdgm.validation import check_real
+from scratchdgm.validation import NonFiniteError, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -134,7 +134,8 @@ class Optimizer:
         TypeError
             If ``state`` is not a mapping.
         ValueError
-            If the number of parameters, a key, a shape or a dtype does not match.
+            If the number of parameters, a key, a shape or a dtype does not match, or a
+            hyper-parameter or a state array holds NaN or an infinity.
         """
         where = f"{type(self).__name__}.load_state_dict"
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
@@ -152,7 +153,7 @@ class Optimizer:
             if name not in state:
                 raise ValueError(f"{where}: state has no {name!r} entry; expected the keys of "
                                  f"{type(self).__name__}.state_dict()")
-            hyper[name] = np.asarray(state[name]).item()
+            hyper[name] = check_real(np.asarray(state[name]).item(), name, where)
         new_state = [dict() for _ in self.params]
         allowed = set(self._state_arrays) | {"step"}
         for key in state.keys():
@@ -174,6 +175,10 @@ class Optimizer:
                 raise ValueError(f"{where}: {key!r} has shape {value.shape} and dtype "
                                  f"{value.dtype}; expected shape {p.data.shape} and dtype "
                                  f"{p.data.dtype} like params[{i}]")
+            if not np.all(np.isfinite(value)):
+                raise NonFiniteError(f"{where}: {key!r} holds NaN or infinite values; expected "
+                                     f"finite optimiser state (was it saved from a diverged "
+                                     f"training?)")
             new_state[i][name] = value.copy()
         for i, st in enumerate(new_state):
             required = self._required_state(hyper)

@@ -323,36 +323,40 @@ class VAE(Module):
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
-            callback=None, blas_threads=1):
+            callback=None, blas_threads=1, metadata=None):
         r"""Train by minibatch Adam on the model's bound; see
         :func:`scratchdgm.models.deep.training.fit` for every argument. Returns ``self``."""
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
             binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
             random_state=random_state, val_k=val_k, callback=callback,
-            blas_threads=blas_threads)
+            blas_threads=blas_threads, metadata=metadata)
         return self
 
-    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point with ``k`` samples,
-        shape (n,); see :func:`scratchdgm.models.deep.evaluation.score_samples`."""
-        return _evaluation.score_samples(self, X, k, random_state, chunk_size)
+        shape (n,), with a progress bar on a terminal when it takes more than a second; see
+        :func:`scratchdgm.models.deep.evaluation.score_samples`."""
+        return _evaluation.score_samples(self, X, k, random_state, chunk_size,
+                                         progress=progress)
 
-    def score(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Mean importance-sampled test log-likelihood, :math:`\frac1n \sum_i \log \frac1K
         \sum_k w_{ik}`, in nats per data point (higher is better); K = 5000 as in Burda et al.
         (2016), Section 5."""
-        return float(np.mean(self.score_samples(X, k, random_state, chunk_size)))
+        return float(np.mean(self.score_samples(X, k, random_state, chunk_size,
+                                                progress=progress)))
 
-    def bound_samples(self, X, k=None, random_state=None):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
         r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per point (default K: the model's
         ``k``); see :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
-        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state)
+        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state,
+                                         progress=progress)
 
-    def bound(self, X, k=None, random_state=None):
+    def bound(self, X, k=None, random_state=None, *, progress=True):
         r"""Mean IWAE bound :math:`\hat{\mathcal L}_K` over the rows of ``X`` (float); in
         expectation :math:`\mathcal L_1 \le \mathcal L_5 \le \mathcal L_{50} \le \log
         p_\theta(x)` (Burda et al. 2016, Theorem 1)."""
-        return float(np.mean(self.bound_samples(X, k, random_state)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
 
     def transform(self, X):
         r"""The posterior mean of each code, :math:`\mathbb E_{q_\gamma(z \mid x)}[z] =
