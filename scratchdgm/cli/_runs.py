@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "CommandError", "check_backend", "load_data",
            "data_record", "recorded_data", "read_metrics", "run_directory", "parse_hidden",
