@@ -31,7 +31,8 @@ def test_iwae_step_json_has_the_median_step_time(capsys, monkeypatch, bars):
     out = json.loads(printed)  # the bar goes to stderr: stdout stays valid JSON
     assert out["k"] == 2 and out["backend"] == "numpy" and out["dtype"] == "float32"
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
-    assert ("iwae-step" in err and "1/1" in err) if bars == "forced on" else err == ""
+    # tqdm redraws at most every 0.1 s, so only its first frame ("0/1") is certain to appear
+    assert ("iwae-step" in err and "/1 " in err) if bars == "forced on" else err == ""
 
 
 @pytest.mark.slow
