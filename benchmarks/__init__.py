@@ -25,5 +25,6 @@ BENCHMARKS = {
     "eval": "scratchdgm.benchmarks.eval",
     "train": "scratchdgm.benchmarks.train",
     "fa-convergence": "scratchdgm.benchmarks.fa_convergence",
+    "gpu": "scratchdgm.benchmarks.gpu",
     "all": "scratchdgm.benchmarks.run_all",
 }

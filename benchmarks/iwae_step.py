@@ -24,6 +24,7 @@ from scratchdgm.benchmarks.common import (
     torch_iwae_networks,
     torch_log_weights,
 )
+from scratchdgm.progress import progress
 
 HELP = "one IWAE training step (784-200-200-50, Adam) against PyTorch"
 
@@ -140,6 +141,8 @@ def measure(args):
     # interleave in rounds of `chunk` steps, so that both sides see the same machine load
     chunk = 10
     rounds = max(1, -(-args.steps // chunk))
+    # a bar over the rounds of every K (stderr; its updates fall between the timings)
+    bar = progress(total=len(args.k) * rounds, desc="iwae-step", unit="round", leave=False)
     for k in args.k:
         runners = {b: _our_step(b, k, args.batch, args.dtype) for b in backends}
         if torch_mod is not None:
@@ -165,6 +168,7 @@ def measure(args):
                     t0 = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t0)
+            bar.update()
         med = {name: statistics.median(t[:args.steps]) for name, t in times.items()}
         for b in backends:
             row = {"k": k, "batch": args.batch, "threads": args.threads, "dtype": args.dtype,
@@ -176,6 +180,7 @@ def measure(args):
                 row["torch_ftz_step_seconds"] = med["torch-ftz"]
                 row["ratio_to_torch_ftz"] = med[b] / med["torch-ftz"]
             rows.append(row)
+    bar.close()
 
     return {"machine": machine_info(args.threads), "results": rows,
             "has_torch": torch_mod is not None}

@@ -19,6 +19,7 @@ from scratchdgm.benchmarks.common import (
     print_result,
     table,
 )
+from scratchdgm.progress import progress
 
 HELP = "log-sum-exp over K: GB/s against scipy and the read bandwidth"
 
@@ -39,7 +40,10 @@ def measure(args):
     _ctx = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
     rng = np.random.default_rng(0)
     results = []
-    for K, B in [(50, 200_000), (5000, 2000)]:
+    cases = [(50, 200_000), (5000, 2000)]
+    # a bar over the timed rounds (stderr; its updates fall between the timings)
+    bar = progress(total=len(cases) * args.repeats, desc="logsumexp", unit="round", leave=False)
+    for K, B in cases:
         a = rng.standard_normal((K, B)) * 3.0
         cpu.logsumexp(a)  # compile outside the timing
         gb = a.nbytes / 1e9
@@ -58,6 +62,7 @@ def measure(args):
                 t0 = time.perf_counter()
                 fn()
                 t[name].append(time.perf_counter() - t0)
+            bar.update()
         med = {k: statistics.median(v) for k, v in t.items()}
         err = float(np.max(np.abs(cpu.logsumexp(a) - scipy_lse(a, axis=0))))
         bw = gb / med["bandwidth"]
@@ -69,6 +74,7 @@ def measure(args):
             "fraction_of_bandwidth": (gb / med["numba"]) / bw,
             "numba_seconds": med["numba"], "max_abs_diff_vs_scipy": err,
         })
+    bar.close()
     return {"machine": machine_info(args.threads), "threads": args.threads,
             "wide_vectors": bool(cpu.WIDE_VECTORS), "results": results}
 

@@ -112,7 +112,8 @@ _JIT_PAR = dict(_JIT, parallel=True)
 
 def _parallel_and_serial(fn):
     r"""Compile a kernel twice: with ``parallel=True`` (its ``prange`` loops split between
-    Numba's threads) and serially (``prange`` runs as ``range``).
+    Numba's threads), returned under the kernel's own name, and serially (``prange`` runs as
+    ``range``), attached to it as ``.serial``.
 
     The serial twin runs inside :func:`scratchdgm.threads.kernel_threads` ``(1)``: code that
     calls kernels from several threads of its own (the evaluation's thread pool) must not start
@@ -124,12 +125,14 @@ def _parallel_and_serial(fn):
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                               fn.__defaults__, fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_serial"
-    return njit(**_JIT_PAR)(fn), njit(**_JIT)(twin)
+    kernel = njit(**_JIT_PAR)(fn)
+    kernel.serial = njit(**_JIT)(twin)
+    return kernel
 
 
 def _pick(kernel):
     """The parallel kernel, or its serial twin inside ``kernel_threads(1)``."""
-    return kernel[1] if kernel_thread_limit() == 1 else kernel[0]
+    return kernel.serial if kernel_thread_limit() == 1 else kernel
 
 
 # --------------------------------------------------------------------------- validation
@@ -331,6 +334,7 @@ BERNOULLI_BLOCK = 1000
 
 
 def _bernoulli_kernel(l, x, out, one):
+    # BEGIN EXERCISE 13: out[k, b] = sum_j x[b, j] l[k, b, j] - softplus(l[k, b, j]), one pass
     # sum_j x_j l_j - softplus(l_j), softplus(l) = max(l, 0) + log(1 + e^{-|l|}), with the
     # logarithm taken once per block of pixels, of the float64 product of their (1 + e^{-|l|}):
     # one exponential and one multiplication per pixel instead of an exponential and a
@@ -354,12 +358,14 @@ def _bernoulli_kernel(l, x, out, one):
                 prod *= 1.0 + np.float64(vexp(-abs(v)))
             acc += lin - math.log(prod)
         out[k, b] = acc
+    # END EXERCISE 13
 
 
 _bernoulli_kernel = _parallel_and_serial(_bernoulli_kernel)
 
 
 def _bernoulli_grad_kernel(l, x, out, dl, one):
+    # BEGIN EXERCISE 13: the same sums and dl = x - sigmoid(l), from one exponential per logit
     K, B, D = l.shape
     zero = one - one
     for r in prange(K * B):
@@ -382,6 +388,7 @@ def _bernoulli_grad_kernel(l, x, out, dl, one):
                 dr[j] = xr[j] - (q if v >= zero else e * q)
             acc += lin - math.log(prod)
         out[k, b] = acc
+    # END EXERCISE 13
 
 
 _bernoulli_grad_kernel = _parallel_and_serial(_bernoulli_grad_kernel)

@@ -22,11 +22,18 @@ def _json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
-def test_iwae_step_json_has_the_median_step_time(capsys):
-    out = _json(capsys, ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
-                         "--warmup", "0", "--no-torch", "--json"])
+@pytest.mark.parametrize("bars", ["off a terminal", "forced on"])
+def test_iwae_step_json_has_the_median_step_time(capsys, monkeypatch, bars):
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1" if bars == "forced on" else "")
+    argv = ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
+            "--warmup", "0", "--no-torch", "--json"]
+    assert main(argv) == 0
+    printed, err = capsys.readouterr()
+    out = json.loads(printed)  # the bar goes to stderr: stdout stays valid JSON
     assert out["k"] == 2 and out["backend"] == "numpy" and out["dtype"] == "float32"
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
+    # tqdm redraws at most every 0.1 s, so only its first frame ("0/1") is certain to appear
+    assert ("iwae-step" in err and "/1 " in err) if bars == "forced on" else err == ""
 
 
 @pytest.mark.slow
@@ -122,3 +129,35 @@ def test_all_says_when_figures_were_taken_under_load_or_at_reduced_sizes():
     assert len(busy) == 2 and "under load" in busy[0] and f"{6.0 * cores:.1f}" in busy[0]
     assert "Reduced sizes" in busy[1] and "--set 'eval=--n 40'" in busy[1]
     assert conditions([None], {}, quick=True) == ["**--quick: tiny sizes, not a measurement.**"]
+
+
+def test_gpu_benchmark_without_a_device_says_so_and_exits_cleanly(capsys, monkeypatch):
+    from scratchdgm.benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "find_device", lambda: (None, "numba.cuda finds no CUDA device"))
+    assert main(["bench", "gpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "no CUDA device is available: numba.cuda finds no CUDA device" in out
+    assert 'pip install "scratchdgm[cuda]"' in out and err == ""
+
+
+def test_gpu_benchmark_finds_no_device_on_this_machine():
+    import importlib.util
+
+    from scratchdgm.benchmarks import gpu
+
+    if importlib.util.find_spec("numba") is not None:
+        from numba import cuda
+
+        if cuda.is_available():
+            pytest.skip("this machine has a CUDA device (or the simulator is on)")
+    device, why = gpu.find_device()
+    assert device is None and "CUDA" in why
+
+
+def test_gpu_benchmark_covers_every_kernel():
+    from scratchdgm.benchmarks import gpu
+    from scratchdgm.kernels import KERNEL_NAMES
+
+    for small in (False, True):
+        assert [c[0] for c in gpu.cases(small)] == list(KERNEL_NAMES)

@@ -104,8 +104,9 @@ def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
         serial = run()
     for p, s in zip(parallel, serial):
         np.testing.assert_allclose(s, p, rtol=1e-5 if dtype == np.float32 else 1e-12)
-    for pair in (cpu._bernoulli_kernel, cpu._lse_kernel, cpu._gauss_kernel, cpu._bias_act_kernel):
-        assert pair[1].signatures, "the serial twin did not run"
+    for kernel in (cpu._bernoulli_kernel, cpu._lse_kernel, cpu._gauss_kernel,
+                   cpu._bias_act_kernel):
+        assert kernel.serial.signatures, "the serial twin did not run"
 
 
 def test_evaluation_runs_blocks_on_threads_with_serial_kernels(model_and_data, monkeypatch):

@@ -28,6 +28,7 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.models.deep import bounds as _bounds
+from scratchdgm.progress import progress as _progress
 from scratchdgm.threads import (
     available_cores,
     blas_threads,
@@ -64,23 +65,37 @@ def _block_generators(rng, n_blocks):
     return [np.random.default_rng(child) for child in root.spawn(n_blocks)]
 
 
-def _map_blocks(work, n_blocks, n_jobs):
+def _map_blocks(work, n_blocks, n_jobs, done=None):
     r"""``[work(b) for b in range(n_blocks)]`` on ``n_jobs`` threads, each with one BLAS thread
-    and serial kernels, without gradient recording."""
+    and serial kernels, without gradient recording; ``done(b)`` is called in the calling thread
+    as each result arrives, in order (a progress bar is updated from one thread only)."""
     def run(b):
         with kernel_threads(1):
             return work(b)
 
+    out = []
     with _ad.no_grad(), blas_threads(1):
         if n_jobs == 1 or n_blocks == 1:
-            return [run(b) for b in range(n_blocks)]
-        with ThreadPoolExecutor(max_workers=min(n_jobs, n_blocks)) as pool:
-            return list(pool.map(run, range(n_blocks)))
+            results = map(run, range(n_blocks))
+            pool = None
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(n_jobs, n_blocks))
+            results = pool.map(run, range(n_blocks))
+        try:
+            for b, part in enumerate(results):
+                out.append(part)
+                if done is not None:
+                    done(b)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    return out
 
 __all__ = ["bound_samples", "score_samples", "unit_activity", "active_units"]
 
 
-def bound_samples(model, X, k, random_state=None, batch_size=None, n_jobs=None):
+def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=True,
+                  n_jobs=None):
     r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per data point, an ndarray of shape (n,).
 
     Parameters
@@ -95,6 +110,9 @@ def bound_samples(model, X, k, random_state=None, batch_size=None, n_jobs=None):
     n_jobs : int, optional
         Threads (default None: every core; see the module docstring). The result does not
         depend on it.
+    progress : bool
+        A progress bar (points done, time left) when it lasts more than a second on a terminal
+        (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`).
 
     Notes
     -----
@@ -123,11 +141,15 @@ def bound_samples(model, X, k, random_state=None, batch_size=None, n_jobs=None):
             out[s:s + batch_size] = _bounds.log_mean_exp(log_w, axis=0).data
         return out
 
-    parts = _map_blocks(work, len(blocks), n_jobs)
+    bar = _progress(total=len(X), desc=f"L_{k}", unit="point", enabled=progress, leave=False,
+                    delay=_bounds.EVAL_BAR_DELAY)
+    with bar:
+        parts = _map_blocks(work, len(blocks), n_jobs, done=lambda b: bar.update(len(blocks[b])))
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, n_jobs=None):
+def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True,
+                  n_jobs=None):
     r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point, shape (n,), in bounded
     memory, on every core.
 
@@ -143,6 +165,10 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, n_jobs
     n_jobs : int, optional
         Threads (default None: every core; see the module docstring). The result does not
         depend on it.
+    progress : bool
+        A progress bar (importance samples drawn, time left) when it lasts more than a second
+        on a terminal (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`; at once from
+        :data:`scratchdgm.models.deep.bounds.EVAL_BAR_AT_ONCE` samples).
 
     Notes
     -----
@@ -175,9 +201,11 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, n_jobs
             return model.log_weights(X[idx[j]], kc, block_rng).data
 
         return _bounds.importance_sampled_log_likelihood(log_weights_fn, len(idx), k,
-                                                         chunk_size=chunk_size)
+                                                         chunk_size=chunk_size, progress=False)
 
-    parts = _map_blocks(work, len(blocks), n_jobs)
+    with _bounds.likelihood_bar(len(X), k, progress) as bar:
+        parts = _map_blocks(work, len(blocks), n_jobs,
+                            done=lambda b: bar.update(len(blocks[b]) * k))
     return np.concatenate(parts) if parts else np.empty(0)
 
 
