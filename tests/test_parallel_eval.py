@@ -140,3 +140,27 @@ def test_training_steps_run_serial_kernels_on_one_thread(model_and_data, monkeyp
     monkeypatch.setattr(type(model), "objective", spy)
     model.fit(x, epochs=1, batch_size=5, progress=False, blas_threads=blas_threads)
     assert seen == {limit}
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_one_progress_bar_counts_every_block(model_and_data, monkeypatch, n_jobs):
+    # the threads' results arrive in the calling thread, which alone advances the bar: it must
+    # end at its total (13 points x 700 samples; 7 points per block, so two blocks)
+    from scratchdgm.models.deep import bounds, evaluation
+
+    bars = []
+
+    def recording(make):
+        def wrapped(*args, **kwargs):
+            bars.append(make(*args, **kwargs))
+            return bars[-1]
+        return wrapped
+
+    monkeypatch.setattr(bounds, "likelihood_bar", recording(bounds.likelihood_bar))
+    monkeypatch.setattr(evaluation, "_progress", recording(evaluation._progress))
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")  # a disabled bar would not count
+    model, x = model_and_data
+    model.score_samples(x, k=700, random_state=0, n_jobs=n_jobs)
+    model.bound_samples(x, k=700, random_state=0, n_jobs=n_jobs)
+    # the first bar is the evaluation's (the blocks' own are off), the last the bound's
+    assert [(b.total, b.n) for b in (bars[0], bars[-1])] == [(13 * 700, 13 * 700), (13, 13)]
