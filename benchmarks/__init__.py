@@ -10,6 +10,9 @@ thread count and the date. Each module provides
 * ``run(args) -> int`` -- the measurement,
 
 and ``scratchdgm bench NAME [...]`` runs it (``python benchmarks/NAME.py`` from a clone too).
+Those whose figures enter the one table of ``scratchdgm bench all`` (:mod:`.run_all`, written
+to ``docs/benchmarks.md``) split ``run`` into ``measure(args) -> dict``, ``report(out, args)``
+(prints the table) and ``summary_rows(out)`` (figure, ours, peer, ratio, goal).
 """
 
 #: ``scratchdgm bench`` name -> module
@@ -19,5 +22,9 @@ BENCHMARKS = {
     "iwae-step": "scratchdgm.benchmarks.iwae_step",
     "autodiff": "scratchdgm.benchmarks.autodiff",
     "linear-models": "scratchdgm.benchmarks.linear_models",
+    "eval": "scratchdgm.benchmarks.eval",
+    "train": "scratchdgm.benchmarks.train",
+    "fa-convergence": "scratchdgm.benchmarks.fa_convergence",
     "gpu": "scratchdgm.benchmarks.gpu",
+    "all": "scratchdgm.benchmarks.run_all",
 }

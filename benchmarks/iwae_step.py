@@ -15,7 +15,15 @@ import statistics
 import sys
 import time
 
-from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+from scratchdgm.benchmarks.common import (
+    IWAE_PAPER_ARCH,
+    limit_threads,
+    machine_info,
+    machine_line,
+    table,
+    torch_iwae_networks,
+    torch_log_weights,
+)
 from scratchdgm.progress import progress
 
 HELP = "one IWAE training step (784-200-200-50, Adam) against PyTorch"
@@ -35,7 +43,7 @@ def configure_parser(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-ARCH = dict(input_dim=784, hidden=(200, 200), latent_dim=50)
+ARCH = IWAE_PAPER_ARCH
 
 
 def _our_step(backend, k, batch, dtype, seed=0):
@@ -80,37 +88,16 @@ def _torch_step(k, batch, dtype, seed=0, init_from=None):
     import numpy as np
 
     torch.manual_seed(seed)
-    tdt = torch.float32 if dtype == "float32" else torch.float64
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
-    nn = torch.nn
-    enc = nn.Sequential(nn.Linear(p, h1), nn.Tanh(), nn.Linear(h1, h2), nn.Tanh(),
-                        nn.Linear(h2, 2 * d)).to(tdt)
-    dec = nn.Sequential(nn.Linear(d, h2), nn.Tanh(), nn.Linear(h2, h1), nn.Tanh(),
-                        nn.Linear(h1, p)).to(tdt)
-    if init_from is not None:
-        with torch.no_grad():
-            for ours, theirs in ((init_from.encoder, enc), (init_from.decoder, dec)):
-                lin = [m for m in theirs if isinstance(m, nn.Linear)]
-                for layer, t in zip(ours.layers, lin):
-                    t.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight.data.T)))
-                    t.bias.copy_(torch.from_numpy(layer.bias.data))
+    p = ARCH["input_dim"]
+    enc, dec = torch_iwae_networks(torch, dtype, init_from, ARCH)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
     rng = np.random.default_rng(seed)
     x = torch.from_numpy((rng.random((batch, p)) < 0.13).astype(dtype))
-    half_log_2pi = 0.5 * math.log(2 * math.pi)
 
     def step():
         opt.zero_grad()
-        h = enc(x)
-        mu, log_sigma = h[:, :d], h[:, d:]
-        eps = torch.randn(k, batch, d, dtype=tdt)
-        z = mu + log_sigma.exp() * eps
-        logits = dec(z)
-        log_px = -nn.functional.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none").sum(-1)
-        log_pz = (-0.5 * z * z - half_log_2pi).sum(-1)
-        log_qz = (-0.5 * eps * eps - log_sigma - half_log_2pi).sum(-1)
-        loss = -(torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(k)).mean()
+        log_w = torch_log_weights(torch, enc, dec, x, k)
+        loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
         loss.backward()
         opt.step()
         return loss
@@ -129,7 +116,8 @@ def _with_ftz(torch, step):
     return wrapped
 
 
-def run(args):
+def measure(args):
+    """Run the protocol; returns a dict (machine, one row per K and backend)."""
     for k in args.k:
         if k < 1:
             raise ValueError(f"--k must be >= 1, got {k}")
@@ -194,11 +182,43 @@ def run(args):
             rows.append(row)
     bar.close()
 
+    return {"machine": machine_info(args.threads), "results": rows,
+            "has_torch": torch_mod is not None}
+
+
+def summary_rows(out):
+    """Rows ``(figure, ours, peer, ratio, goal)`` for the one table of ``scratchdgm bench all``."""
+    rows = []
+    for r in out["results"]:
+        if r["backend"] != "numba":
+            continue
+        what = (f"one IWAE step K={r['k']}, batch {r['batch']}, {r['dtype']}, "
+                f"{r['threads']} thread(s)")
+        if "torch_step_seconds" in r:
+            rows.append((what, f"{1e3 * r['step_seconds']:.2f} ms",
+                         f"PyTorch {1e3 * r['torch_step_seconds']:.2f} ms",
+                         f"{r['ratio_to_torch']:.2f}x", "-"))
+        else:
+            rows.append((what, f"{1e3 * r['step_seconds']:.2f} ms", "(no PyTorch)", "-", "-"))
+    return rows
+
+
+def run(args):
+    out = measure(args)
+    rows = out["results"]
     if args.json:
-        out = dict(rows[0]) if len(rows) == 1 else {"results": rows}
-        out["machine"] = machine_info(args.threads)
-        print(json.dumps(out, indent=2))
+        res = dict(rows[0]) if len(rows) == 1 else {"results": rows}
+        res["machine"] = out["machine"]
+        print(json.dumps(res, indent=2))
         return 0
+    report(out, args)
+    return 0
+
+
+def report(out, args):
+    """Print the table of :func:`measure`'s results."""
+    rows = out["results"]
+    torch_mod = out["has_torch"] or None
     print(machine_line(args.threads))
     print(f"IWAE step 784-200-200-50, batch {args.batch}, {args.dtype}, {args.threads} "
           f"thread(s), median of {args.steps} steps (interleaved with the peer)")
@@ -217,7 +237,6 @@ def run(args):
     print(table(headers, lines))
     print("(1st step: the first step of a fresh model; for numba in a fresh process it includes "
           "compiling the kernels)")
-    return 0
 
 
 if __name__ == "__main__":

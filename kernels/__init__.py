@@ -13,7 +13,8 @@ fused activation (``linear``, ``linear_backward``). They take and return ndarray
 nothing of the autodiff (:mod:`scratchdgm.autodiff.fused` wraps them).
 
 Importing this package imports neither numba nor numba.cuda: the compiled modules load when
-first named (``scratchdgm.kernels.cpu``), and their kernels compile when first called.
+first named (``scratchdgm.kernels.cpu``), and their kernels compile when first called -- once:
+the compiled code is cached on disk for later processes (:mod:`scratchdgm.kernels._cache`).
 Which module the autodiff uses is the backend (:func:`scratchdgm.set_backend`).
 """
 

@@ -7,6 +7,7 @@ subcommand runs end to end on small settings and that its JSON carries the docum
 import json
 import os
 
+import numpy as np
 import pytest
 
 from scratchdgm.cli import main
@@ -63,6 +64,71 @@ def test_bad_arguments_are_clear_errors(argv, match, capsys):
     assert main(["bench", "iwae-step", "--no-torch", "--steps", "1", *argv]) == 2
     err = capsys.readouterr().err
     assert "scratchdgm bench: error:" in err and match in err
+
+
+@compiled
+def test_eval_json_reports_the_floor_and_both_thread_counts(capsys):
+    out = _json(capsys, ["bench", "eval", "--n", "3", "--k", "40", "--dtype", "float32",
+                         "--threads", "2", "--no-torch", "--json"])
+    (r,) = out["results"]
+    assert r["flops"] == 3 * 40 * 2 * (50 * 200 + 200 * 200 + 200 * 784) + 3 * 2 * (
+        784 * 200 + 200 * 200 + 200 * 100)
+    assert r["floor_seconds"] > 0 and r["seconds_1_thread"] > 0 and r["seconds_n_threads"] > 0
+    assert r["ratio_to_floor"] == pytest.approx(r["seconds_1_thread"] / r["floor_seconds"])
+    assert np.isfinite(r["mean_log_likelihood"]) and r["mean_log_likelihood"] < 0
+
+
+def test_fa_convergence_json_covers_the_bundled_data_sets(capsys):
+    out = _json(capsys, ["bench", "fa-convergence", "--repeats", "1", "--d", "2", "--json"])
+    assert [r["data"] for r in out["results"]] == ["iris", "wine", "breast_cancer", "diabetes",
+                                                  "digits", "linnerud"]
+    for r in out["results"]:
+        assert not r["ours"]["warning"]  # the goal of issue 14, at the defaults
+        assert r["loglike_minus_sklearn"] >= 0
+        assert r["time_ratio"] > 0 and r["em"]["n_iter"] >= 1
+
+
+@pytest.mark.slow
+@compiled
+def test_train_runs_fresh_processes_cold_then_warm(capsys):
+    out = _json(capsys, ["bench", "train", "--k", "2", "--n-train", "60", "--n-val", "10",
+                         "--eval-n", "2", "--eval-k", "20", "--no-torch", "--json"])
+    (r,) = out["results"]
+    cold, warm = r["cold"], r["warm"]
+    for run in (cold, warm):
+        assert set(run) >= {"import", "data", "compile", "steps", "validation", "evaluation",
+                            "total"}
+        assert run["total"] == pytest.approx(sum(run[p] for p in ("import", "data", "compile",
+                                                                  "steps", "validation",
+                                                                  "evaluation")))
+        assert run["kernel_cache"] == "on"
+    # the first run compiled the kernels into the fresh cache, the second loaded them
+    assert cold["compile"] > 0 and warm["compile"] < 0.1 * cold["compile"]
+    assert cold["test_log_likelihood"] == warm["test_log_likelihood"]
+
+
+@pytest.mark.slow
+@compiled
+def test_all_writes_one_table(tmp_path, capsys):
+    path = tmp_path / "benchmarks.md"
+    assert main(["bench", "all", "--quick", "--only", "fa-convergence", "eval", "--no-torch",
+                 "--out", str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith("# Benchmarks") and "--quick" in text
+    assert "| figure | ours | peer (same run) | ratio | goal |" in text
+    assert "FA d=2 on iris" in text and "GEMM floor" in text and "## eval" in text
+    assert "logical cores" in text  # the machine line: CPU model, threads, date
+
+
+def test_all_says_when_figures_were_taken_under_load_or_at_reduced_sizes():
+    from scratchdgm.benchmarks.run_all import conditions
+
+    cores = os.cpu_count() or 1
+    assert conditions([0.1 * cores, None], {}, quick=False) == []  # quiet, full protocols
+    busy = conditions([0.5, 6.0 * cores], {"eval": ["--n", "40"]}, quick=False)
+    assert len(busy) == 2 and "under load" in busy[0] and f"{6.0 * cores:.1f}" in busy[0]
+    assert "Reduced sizes" in busy[1] and "--set 'eval=--n 40'" in busy[1]
+    assert conditions([None], {}, quick=True) == ["**--quick: tiny sizes, not a measurement.**"]
 
 
 def test_gpu_benchmark_without_a_device_says_so_and_exits_cleanly(capsys, monkeypatch):

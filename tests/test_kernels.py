@@ -35,6 +35,27 @@ DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_logsumexp_at_every_size():
+    # cpu.logsumexp hands arrays below LSE_MIN_ELEMENTS to the NumPy reference; the tests of
+    # this module hold the compiled kernel itself to the reference, so they lift that threshold
+    previous = cpu.LSE_MIN_ELEMENTS
+    cpu.LSE_MIN_ELEMENTS = 0
+    yield
+    cpu.LSE_MIN_ELEMENTS = previous
+
+
+def test_small_logsumexp_runs_the_reference(monkeypatch):
+    monkeypatch.setattr(cpu, "LSE_MIN_ELEMENTS", 100)
+    calls = []
+    monkeypatch.setattr(cpu, "_small_logsumexp",
+                        lambda a: calls.append(a.shape) or np.zeros(a.shape[1]))
+    cpu.logsumexp(np.zeros((5, 19)))
+    assert calls == [(5, 19)]
+    cpu.logsumexp(np.zeros((5, 20)))  # 100 entries: the compiled kernel
+    assert calls == [(5, 19)]
+
+
 def _close(actual, expected, dtype, scale=None):
     """|actual - expected| <= rtol * (|expected| + scale) elementwise, same non-finite pattern."""
     actual, expected = np.asarray(actual), np.asarray(expected)
@@ -159,6 +180,17 @@ def test_bernoulli_log_prob_equals_reference(case):
     v2, d2 = ref.bernoulli_log_prob_with_grad(logits, x)
     _close(v1, v2, dt, scale)
     _close(d1, d2, dt)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bernoulli_long_rows_at_the_largest_product(dtype):
+    # cpu sums log(1 + e^{-|l|}) as the log of a product over blocks of pixels; logits of 0 make
+    # every factor 2, the largest: 3000 pixels would overflow float64 without the blocks
+    logits = np.zeros((2, 1, 3000), dtype=dtype)
+    x = (np.arange(3000) % 3 == 0).astype(dtype)[None]
+    for value in (cpu.bernoulli_log_prob(logits, x), cpu.bernoulli_log_prob_with_grad(logits, x)[0]):
+        _close(value, ref.bernoulli_log_prob(logits, x), dtype)
+        np.testing.assert_allclose(value, -3000 * np.log(2.0), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -353,7 +385,7 @@ def test_nothing_compiles_or_imports_numba_cuda_at_import():
             "assert 'numba' not in sys.modules, 'numba imported eagerly'; "
             "from scratchdgm.kernels import cpu; "
             "assert 'numba.cuda' not in sys.modules; "
-            "assert not getattr(cpu._lse_kernel, 'overloads', None), 'compiled at import'")
+            "assert not any(k.overloads for k in (cpu._lse_kernel, cpu._lse_kernel.serial)), 'compiled at import'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

@@ -7,7 +7,8 @@ benchmark compares with it, is skipped with a note when it is not installed.
 
 from importlib import import_module
 
-HELP = "measure speed: kernels, the IWAE training step, the autodiff, FA/PPCA fits"
+HELP = ("measure speed: kernels, the IWAE training step, training end to end, evaluation, "
+        "the autodiff, FA/PPCA fits; 'all' writes docs/benchmarks.md")
 
 
 def configure_parser(parser):

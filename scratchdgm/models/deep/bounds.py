@@ -257,9 +257,7 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
     k_chunk = min(k, chunk_size)
     batch = max(1, chunk_size // k_chunk)
-    delay = 0.0 if n * k >= EVAL_BAR_AT_ONCE else EVAL_BAR_DELAY
-    with _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
-                   enabled=progress, leave=False, delay=delay) as bar:
+    with likelihood_bar(n, k, progress) as bar:
         for start in range(0, n, batch):
             idx = np.arange(start, min(n, start + batch))
             partial = []
@@ -275,3 +273,13 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
                 bar.update(kc * len(idx))
             out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
     return out
+
+
+def likelihood_bar(n, k, enabled=True):
+    r"""The progress bar of an importance-sampled log-likelihood of ``n`` points with ``k``
+    samples each: importance samples drawn and time left, drawn at once from
+    :data:`EVAL_BAR_AT_ONCE` samples, else after :data:`EVAL_BAR_DELAY` seconds; removed when
+    done (a :func:`scratchdgm.progress.progress` bar, quiet off a terminal)."""
+    delay = 0.0 if n * k >= EVAL_BAR_AT_ONCE else EVAL_BAR_DELAY
+    return _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
+                     enabled=enabled, leave=False, delay=delay)

@@ -10,20 +10,92 @@ Every function here needs only two things of a model, so that each model family 
 * ``model.check_data(X)`` -- the validated data as an array of the model's dtype;
 
 and, for the unit activity, ``model.transform(X)`` (the posterior mean of each code).
+
+Parallelism. The estimates of different data points are independent, so :func:`score_samples`
+and :func:`bound_samples` split the points into blocks and evaluate the blocks on ``n_jobs``
+threads (default: every core, or the limit of an enclosing
+:func:`scratchdgm.threads.kernel_threads`). Each thread runs the BLAS on one thread and the kernels
+serially (:func:`scratchdgm.threads.kernel_threads`); NumPy's matrix products, the kernels and
+the random draws release the GIL, so the threads run in parallel. Every block draws from its
+own random stream, spawned from ``random_state`` (:class:`numpy.random.SeedSequence`), and the
+blocks depend only on the number of points and K: the result is the same for every
+``n_jobs``.
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.progress import progress as _progress
-from scratchdgm.threads import blas_threads
+from scratchdgm.threads import (
+    available_cores,
+    blas_threads,
+    kernel_thread_limit,
+    kernel_threads,
+)
 from scratchdgm.validation import check_positive_int, check_random_state
+
+#: Samples times points per block of work: enough for the matrix products of a block to run at
+#: full speed, few enough for the blocks to spread over the threads.
+BLOCK_PAIRS = 5000
+
+
+def _check_n_jobs(n_jobs, where):
+    r"""``n_jobs`` as a number of threads: None -> the limit of an enclosing
+    :func:`~scratchdgm.threads.kernel_threads`, else every core this process may use; -1 ->
+    every core."""
+    if n_jobs is None:
+        return kernel_thread_limit() or available_cores()
+    if n_jobs == -1:
+        return available_cores()
+    return check_positive_int(n_jobs, "n_jobs", where)
+
+
+def _blocks(n, k):
+    """Consecutive blocks of points, about :data:`BLOCK_PAIRS` (sample, point) pairs each."""
+    size = max(1, BLOCK_PAIRS // k)
+    return [np.arange(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def _block_generators(rng, n_blocks):
+    """One independent Generator per block, spawned from ``rng``."""
+    root = np.random.SeedSequence(rng.integers(0, 2**63 - 1, size=2).tolist())
+    return [np.random.default_rng(child) for child in root.spawn(n_blocks)]
+
+
+def _map_blocks(work, n_blocks, n_jobs, done=None):
+    r"""``[work(b) for b in range(n_blocks)]`` on ``n_jobs`` threads, each with one BLAS thread
+    and serial kernels, without gradient recording; ``done(b)`` is called in the calling thread
+    as each result arrives, in order (a progress bar is updated from one thread only)."""
+    def run(b):
+        with kernel_threads(1):
+            return work(b)
+
+    out = []
+    with _ad.no_grad(), blas_threads(1):
+        if n_jobs == 1 or n_blocks == 1:
+            results = map(run, range(n_blocks))
+            pool = None
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(n_jobs, n_blocks))
+            results = pool.map(run, range(n_blocks))
+        try:
+            for b, part in enumerate(results):
+                out.append(part)
+                if done is not None:
+                    done(b)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    return out
 
 __all__ = ["bound_samples", "score_samples", "unit_activity", "active_units"]
 
 
-def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=True):
+def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=True,
+                  n_jobs=None):
     r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per data point, an ndarray of shape (n,).
 
     Parameters
@@ -35,6 +107,9 @@ def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=T
     random_state : None, int or numpy.random.Generator
     batch_size : int, optional
         Points per call of ``log_weights`` (default: about 20000 / k).
+    n_jobs : int, optional
+        Threads (default None: every core; see the module docstring). The result does not
+        depend on it.
     progress : bool
         A progress bar (points done, time left) when it lasts more than a second on a terminal
         (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`).
@@ -52,22 +127,31 @@ def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=T
     X = model.check_data(X)
     k = check_positive_int(k, "k", "bound")
     rng = check_random_state(random_state, "bound")
+    n_jobs = _check_n_jobs(n_jobs, "bound")
     if batch_size is None:
         batch_size = max(1, 20_000 // k)
-    out = np.empty(len(X))
+    blocks = _blocks(len(X), k)
+    generators = _block_generators(rng, len(blocks))
+
+    def work(b):
+        idx, block_rng = blocks[b], generators[b]
+        out = np.empty(len(idx))
+        for s in range(0, len(idx), batch_size):
+            log_w = model.log_weights(X[idx[s:s + batch_size]], k, block_rng)
+            out[s:s + batch_size] = _bounds.log_mean_exp(log_w, axis=0).data
+        return out
+
     bar = _progress(total=len(X), desc=f"L_{k}", unit="point", enabled=progress, leave=False,
                     delay=_bounds.EVAL_BAR_DELAY)
-    with bar, _ad.no_grad(), blas_threads(1):
-        for s in range(0, len(X), batch_size):
-            log_w = model.log_weights(X[s:s + batch_size], k, rng)
-            out[s:s + batch_size] = _bounds.log_mean_exp(log_w, axis=0).data
-            bar.update(len(log_w.data[0]))
-    return out
+    with bar:
+        parts = _map_blocks(work, len(blocks), n_jobs, done=lambda b: bar.update(len(blocks[b])))
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
-def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
+def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True,
+                  n_jobs=None):
     r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point, shape (n,), in bounded
-    memory.
+    memory, on every core.
 
     Parameters
     ----------
@@ -77,10 +161,14 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, pro
         Importance samples per point (Burda et al. 2016 use 5000).
     random_state : None, int or numpy.random.Generator
     chunk_size : int
-        At most about this many (sample, point) pairs are in memory at once.
+        At most about this many (sample, point) pairs are in memory at once per thread.
+    n_jobs : int, optional
+        Threads (default None: every core; see the module docstring). The result does not
+        depend on it.
     progress : bool
         A progress bar (importance samples drawn, time left) when it lasts more than a second
-        on a terminal (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`).
+        on a terminal (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`; at once from
+        :data:`scratchdgm.models.deep.bounds.EVAL_BAR_AT_ONCE` samples).
 
     Notes
     -----
@@ -90,22 +178,35 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, pro
         \frac{p_\theta(x_i \mid z_{ik})\, p(z_{ik})}{q(z_{ik} \mid x_i)},
         \qquad z_{ik} \sim q(z \mid x_i),
 
-    computed by :func:`scratchdgm.models.deep.bounds.importance_sampled_log_likelihood`: a single
-    draw of :math:`\mathcal L_K`, a lower bound on average that tends to
-    :math:`\log p_\theta(x_i)` as K grows ([Mattei-DGM, "Maximum likelihood for DLVMs via
+    computed by :func:`scratchdgm.models.deep.bounds.importance_sampled_log_likelihood` on each
+    block of points: a single draw of :math:`\mathcal L_K`, a lower bound on average that tends
+    to :math:`\log p_\theta(x_i)` as K grows ([Mattei-DGM, "Maximum likelihood for DLVMs via
     importance sampling"] in ``docs/lectures.md``).
+
+    Cost: the decoder runs K times per point, so the matrix products of its layers -- 2 K n
+    (d h_2 + h_2 h_1 + h_1 p) flops -- set a floor on the time; ``scratchdgm bench eval``
+    measures how close to it this function runs.
     """
     X = model.check_data(X)
     k = check_positive_int(k, "k", "score_samples")
     rng = check_random_state(random_state, "score_samples")
+    n_jobs = _check_n_jobs(n_jobs, "score_samples")
+    blocks = _blocks(len(X), k)
+    generators = _block_generators(rng, len(blocks))
 
-    def log_weights_fn(idx, kc):
-        return model.log_weights(X[idx], kc, rng).data
+    def work(b):
+        idx, block_rng = blocks[b], generators[b]
 
-    with _ad.no_grad(), blas_threads(1):
-        return _bounds.importance_sampled_log_likelihood(log_weights_fn, len(X), k,
-                                                         chunk_size=chunk_size,
-                                                         progress=progress)
+        def log_weights_fn(j, kc):
+            return model.log_weights(X[idx[j]], kc, block_rng).data
+
+        return _bounds.importance_sampled_log_likelihood(log_weights_fn, len(idx), k,
+                                                         chunk_size=chunk_size, progress=False)
+
+    with _bounds.likelihood_bar(len(X), k, progress) as bar:
+        parts = _map_blocks(work, len(blocks), n_jobs,
+                            done=lambda b: bar.update(len(blocks[b]) * k))
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def unit_activity(model, X):

@@ -238,10 +238,35 @@ class VAE(Module):
         log_w = log_px + self.prior.log_prob(z) - q.log_prob(z)      # (k, B)
         return WeightedSamples(log_w, log_px, q, z)
 
+    #: Rows (samples x points) decoded at a time by :meth:`log_weights` without a graph: small
+    #: enough for the decoder's activations to stay in cache, large enough for the matrix
+    #: products to run at full speed and for the per-call overhead to vanish against them
+    #: (``scratchdgm bench eval``).
+    EVAL_BLOCK_ROWS = 1024
+
     def log_weights(self, x, k, rng):
         r"""The log importance weights alone, a Tensor of shape (k, B): the protocol the
-        evaluation functions (:mod:`~scratchdgm.models.deep.evaluation`) read."""
-        return self.weighted_samples(x, k, rng).log_w
+        evaluation functions (:mod:`~scratchdgm.models.deep.evaluation`) read.
+
+        With gradients recorded this is ``weighted_samples(x, k, rng).log_w``. Under
+        :func:`scratchdgm.no_grad` (evaluation) it draws the same samples and computes the same
+        sums, but decodes them :attr:`EVAL_BLOCK_ROWS` rows at a time: with K = 5000 the
+        decoder's output for all samples of a batch would not fit in any cache (K B x 784
+        logits), and every pass over it would run at memory speed.
+        """
+        if _ad.is_grad_enabled():
+            return self.weighted_samples(x, k, rng).log_w
+        x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
+        q = self.encode(x)
+        z = q.rsample(k, rng)                                        # (k, B, d), no graph
+        log_pz = self.prior.log_prob(z).data                         # (k, B)
+        log_qz = q.log_prob(z).data                                  # (k, B)
+        log_px = np.empty_like(log_pz)
+        step = max(1, self.EVAL_BLOCK_ROWS // x.shape[0])
+        for k0 in range(0, k, step):
+            eta = self.decode(z[k0:k0 + step])
+            log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
+        return _ad.tensor(log_px + log_pz - log_qz)                  # as in weighted_samples
 
     def batch_bound(self, x, k, rng):
         r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
@@ -332,31 +357,36 @@ class VAE(Module):
             blas_threads=blas_threads, metadata=metadata)
         return self
 
-    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
+    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True,
+                      n_jobs=None):
         r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point with ``k`` samples,
-        shape (n,), with a progress bar on a terminal when it takes more than a second; see
+        shape (n,), on ``n_jobs`` threads (default: every core), with a progress bar on a
+        terminal when it takes more than a second; see
         :func:`scratchdgm.models.deep.evaluation.score_samples`."""
         return _evaluation.score_samples(self, X, k, random_state, chunk_size,
-                                         progress=progress)
+                                         progress=progress, n_jobs=n_jobs)
 
-    def score(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
+    def score(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True,
+              n_jobs=None):
         r"""Mean importance-sampled test log-likelihood, :math:`\frac1n \sum_i \log \frac1K
         \sum_k w_{ik}`, in nats per data point (higher is better); K = 5000 as in Burda et al.
         (2016), Section 5."""
         return float(np.mean(self.score_samples(X, k, random_state, chunk_size,
-                                                progress=progress)))
+                                                progress=progress, n_jobs=n_jobs)))
 
-    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True, n_jobs=None):
         r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per point (default K: the model's
-        ``k``); see :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
+        ``k``), on ``n_jobs`` threads (default: every core); see
+        :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
         return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state,
-                                         progress=progress)
+                                         progress=progress, n_jobs=n_jobs)
 
-    def bound(self, X, k=None, random_state=None, *, progress=True):
+    def bound(self, X, k=None, random_state=None, *, progress=True, n_jobs=None):
         r"""Mean IWAE bound :math:`\hat{\mathcal L}_K` over the rows of ``X`` (float); in
         expectation :math:`\mathcal L_1 \le \mathcal L_5 \le \mathcal L_{50} \le \log
         p_\theta(x)` (Burda et al. 2016, Theorem 1)."""
-        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress,
+                                                n_jobs=n_jobs)))
 
     def transform(self, X):
         r"""The posterior mean of each code, :math:`\mathbb E_{q_\gamma(z \mid x)}[z] =

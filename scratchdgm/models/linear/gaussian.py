@@ -15,9 +15,10 @@ with :math:`\Psi = \sigma^2 I_p` for PPCA. Everything that does not depend on ho
   log-density through the Woodbury identity and the matrix determinant lemma (O(p d^2) once,
   then O(p d) per point; no p x p matrix is ever inverted);
 * the Gaussian posterior :math:`p(z \mid x)`;
-* ancestral sampling, :math:`C` and :math:`C^{-1}`;
-* the EM iteration on the p x p sample covariance (Rubin & Thayer 1982; Ghahramani & Hinton
-  1996), used by :class:`~scratchdgm.FactorAnalysis` and by ``PPCA(method='em')``.
+* ancestral sampling, :math:`C` and :math:`C^{-1}`.
+
+The EM algorithm that fits them (on the p x p sample covariance) is
+:mod:`scratchdgm.models.linear.em`.
 
 With :math:`M = I_d + W^\top \Psi^{-1} W = L L^\top` (Cholesky; :math:`M \succeq I_d`, so it
 always exists):
@@ -43,7 +44,6 @@ Tipping, M. E. and Bishop, C. M. (1999). Probabilistic principal component analy
 import warnings
 
 import numpy as np
-from scipy.linalg.lapack import dpotrs, dtrtrs
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -52,13 +52,16 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from scratchdgm.models.linear import em as _em
+from scratchdgm.models.linear._linalg import chol_solve as _chol_solve
+from scratchdgm.models.linear._linalg import cholesky_geq_identity as _cholesky_geq_identity
+from scratchdgm.models.linear._linalg import tri_solve as _tri_solve
 from scratchdgm.validation import check_int, check_random_state
 
 __all__ = [
     "em_step",
     "gaussian_loglike_from_cov",
     "posterior_params",
-    "run_em",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -128,41 +131,6 @@ def _mean_and_covariance(X):
 # linear algebra of C = W W^T + Psi
 
 
-def _cholesky_geq_identity(N):
-    r"""Lower-triangular L with :math:`L L^\top = N` for a symmetric N known to satisfy N >= I.
-
-    Plain Cholesky first. When N's entries are so large (noise variances at the floor) that
-    round-off makes it look indefinite, fall back to its eigendecomposition with the eigenvalues
-    clipped at the exact lower bound 1, and triangularise :math:`Q \Lambda^{1/2}` by QR -- both
-    backward stable, so this never raises.
-    """
-    try:
-        return np.linalg.cholesky(N)
-    except np.linalg.LinAlgError:
-        evals, Q = np.linalg.eigh(0.5 * (N + N.T))
-        B = Q * np.sqrt(np.maximum(evals, 1.0))
-        R = np.linalg.qr(B.T, mode="r")          # B B^T = R^T R
-        signs = np.where(np.diag(R) < 0, -1.0, 1.0)
-        return (R * signs[:, None]).T
-
-
-def _tri_solve(L, B):
-    """L^{-1} B for lower-triangular L (float64). LAPACK directly: the d x d solves of an EM
-    iteration are so small that scipy.linalg's wrappers would cost more than the arithmetic."""
-    X, info = dtrtrs(L, B, lower=1)
-    if info != 0:  # pragma: no cover - L has a positive diagonal by construction
-        raise ValueError(f"triangular solve failed (LAPACK info={info})")
-    return X
-
-
-def _chol_solve(L, B):
-    """(L L^T)^{-1} B for lower-triangular L (float64), LAPACK potrs."""
-    X, info = dpotrs(L, B, lower=1)
-    if info != 0:  # pragma: no cover
-        raise ValueError(f"Cholesky solve failed (LAPACK info={info})")
-    return X
-
-
 def _cholesky_M(W, psi):
     r"""Return ``(Wp, M, L)``: ``Wp = Psi^{-1} W``, ``M = I + W^T Psi^{-1} W = L L^T``."""
     Wp = W / psi[:, None]
@@ -224,30 +192,6 @@ def _log_density(Xc, W, psi):
     return -0.5 * (p * _LOG_2PI + logdet + quad)
 
 
-class _EMStats:
-    r"""Quantities of one EM iteration that depend on the current (W, psi) and the data through S.
-
-    ``A = S Psi^{-1} W`` is the only O(p^2 d) product of an iteration; the log-likelihood of the
-    current parameters and the next E-step both reuse it.
-    """
-
-    __slots__ = ("M", "A", "G", "loglike")
-
-    def __init__(self, S, W, psi):
-        p, d = W.shape
-        Wp, self.M, L = _cholesky_M(W, psi)
-        self.A = S @ Wp                          # (p, d) = S Psi^{-1} W
-        G = Wp.T @ self.A                        # (d, d) = W^T Psi^{-1} S Psi^{-1} W
-        self.G = 0.5 * (G + G.T)
-        # tr(C^{-1} S) = tr(Psi^{-1} S) - tr(L^{-1} G L^{-T}); L has a diagonal >= 1, so the
-        # triangular solves are well conditioned even when M is huge (noise at the floor)
-        H = _tri_solve(L, self.G)
-        H = _tri_solve(L, H.T)
-        trace = np.sum(np.diag(S) / psi) - np.trace(H)
-        logdet = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(psi))
-        self.loglike = -0.5 * (p * _LOG_2PI + logdet + trace)
-
-
 def gaussian_loglike_from_cov(S, W, psi):
     r"""Mean log-likelihood per sample of data with 1/n covariance ``S`` (mean at the MLE).
 
@@ -263,136 +207,34 @@ def gaussian_loglike_from_cov(S, W, psi):
     -------
     float
         :math:`\frac1n \ell = -\frac12 \big(p \log 2\pi + \log|C| + \mathrm{tr}(C^{-1} S)\big)`,
-        :math:`C = W W^\top + \Psi` (Tipping & Bishop 1999; the same expression for FA).
+        :math:`C = W W^\top + \Psi` (Tipping & Bishop 1999; the same expression for FA), as
+        computed by the E-step (:func:`scratchdgm.models.linear.em.loglike`).
     """
-    stats = _EMStats(np.asarray(S, float), np.asarray(W, float), np.asarray(psi, float))
-    return float(stats.loglike)
-
-
-def _m_step(S_diag, stats, *, isotropic, min_noise_variance):
-    r"""The M-step from the E-step moments summarised in ``stats`` (see :func:`em_step`).
-
-    Written without :math:`M^{-1}`: with :math:`N = M + G \succeq I`,
-    :math:`(M^{-1} + \beta S \beta^\top)^{-1} = M N^{-1} M`, so
-    :math:`W^{new} = A N^{-1} M` and :math:`\mathrm{diag}(W^{new} \beta S) =
-    \mathrm{rowsum}\big((A N^{-1}) \odot A\big)`. Inverting the posterior second moment directly
-    fails (numerically indefinite) once some noise variances sit at the floor and M is huge.
-    """
-    M, A, G = stats.M, stats.A, stats.G
-    N = M + G
-    K = _chol_solve(_cholesky_geq_identity(N), A.T).T    # A N^{-1}
-    W_new = K @ M
-    psi_new = S_diag - np.einsum("ij,ij->i", K, A)
-    if isotropic:
-        psi_new = np.full_like(psi_new, psi_new.mean())
-    # floor: zero-variance columns (and round-off) would otherwise give psi <= 0
-    return W_new, np.maximum(psi_new, min_noise_variance)
+    return _em.loglike(S, W, psi)
 
 
 def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
-    r"""One EM iteration for factor analysis (or PPCA, ``isotropic=True``) from the covariance.
+    r"""One EM iteration from the covariance: :func:`scratchdgm.models.linear.em.m_step` after
+    :func:`scratchdgm.models.linear.em.e_step` (read their Notes for the maths).
 
     Parameters
     ----------
     S : ndarray, shape (p, p)
         Maximum-likelihood (1/n) sample covariance of the data.
     W : ndarray, shape (p, d)
-        Current loadings.
     psi : ndarray, shape (p,)
-        Current noise variances.
     isotropic : bool
-        Constrain :math:`\Psi = \sigma^2 I` (PPCA): the M-step averages the diagonal update.
+        PPCA's :math:`\Psi = \sigma^2 I`.
     min_noise_variance : float
-        Floor of the new noise variances.
 
     Returns
     -------
     W_new : ndarray, shape (p, d)
     psi_new : ndarray, shape (p,)
-
-    Notes
-    -----
-    E-step (posterior moments, Ghahramani & Hinton 1996, with centred :math:`x_i`):
-
-    .. math::
-
-        \beta = M^{-1} W^\top \Psi^{-1}, \quad
-        \mathbb E[z_i \mid x_i] = \beta x_i, \quad
-        \mathbb E[z_i z_i^\top \mid x_i] = M^{-1} + \beta x_i x_i^\top \beta^\top.
-
-    Summed over the data they only involve :math:`S`:
-    :math:`\frac1n \sum_i x_i \mathbb E[z_i]^\top = S \beta^\top` and
-    :math:`\frac1n \sum_i \mathbb E[z_i z_i^\top] = M^{-1} + \beta S \beta^\top`.
-    M-step:
-
-    .. math::
-
-        W^{new} = S \beta^\top \big(M^{-1} + \beta S \beta^\top\big)^{-1}, \qquad
-        \Psi^{new} = \mathrm{diag}\big(S - W^{new} \beta S\big),
-
-    and for PPCA :math:`\sigma^{2,new} = \frac1p \mathrm{tr}(S - W^{new} \beta S)` (Tipping &
-    Bishop 1999, their EM updates for W and sigma^2). With :math:`A = S \Psi^{-1} W`:
-    :math:`S \beta^\top = A M^{-1}` and :math:`\beta S \beta^\top = M^{-1} W^\top \Psi^{-1} A
-    M^{-1}`, so an iteration costs one O(p^2 d) product, independent of n. (The code evaluates
-    :math:`W^{new} = A (M + W^\top \Psi^{-1} A)^{-1} M`, the same matrix without inverting M.)
     """
     S = np.asarray(S, dtype=np.float64)
-    stats = _EMStats(S, np.asarray(W, np.float64), np.asarray(psi, np.float64))
-    return _m_step(np.diag(S).copy(), stats, isotropic=isotropic,
-                   min_noise_variance=min_noise_variance)
-
-
-def run_em(S, W, psi, *, isotropic, max_iter, tol, min_noise_variance):
-    r"""Iterate :func:`em_step` until the log-likelihood stops growing; see FactorAnalysis Notes.
-
-    Returns
-    -------
-    W : ndarray, shape (p, d)
-    psi : ndarray, shape (p,)
-    loglike : ndarray, shape (n_iter,)
-        Mean log-likelihood per sample after each iteration.
-    n_iter : int
-    converged : bool
-
-    Notes
-    -----
-    Stopping rule. EM converges linearly: near the optimum the increments shrink by a nearly
-    constant factor :math:`r = \delta_t / \delta_{t-1}`, so the gain still to come after
-    iteration t is about :math:`\delta_t\, r / (1 - r)` (Aitken's extrapolation; McLachlan &
-    Krishnan 2008, ch. 4). When r is close to 1 this is many times the last increment, so the
-    naive rule ":math:`\delta_t < tol`" stops well short of the optimum. We stop when both the
-    last increment and the extrapolated remaining gain are below ``tol`` (per sample), or when the
-    increment is at round-off level.
-    """
-    S = np.asarray(S, dtype=np.float64)
-    S_diag = np.diag(S).copy()
-    W = np.asarray(W, dtype=np.float64)
-    psi = np.maximum(np.asarray(psi, dtype=np.float64), min_noise_variance)
-    stats = _EMStats(S, W, psi)
-    ll_prev = stats.loglike
-    delta_prev = np.nan
-    history = []
-    converged = False
-    for _ in range(max_iter):
-        W, psi = _m_step(S_diag, stats, isotropic=isotropic, min_noise_variance=min_noise_variance)
-        stats = _EMStats(S, W, psi)
-        ll = stats.loglike
-        if not np.isfinite(ll):
-            raise ValueError("EM produced a non-finite log-likelihood: X is probably badly "
-                             "scaled (standardise it) or min_noise_variance is too small")
-        history.append(ll)
-        delta = ll - ll_prev
-        noise_level = 64.0 * np.finfo(np.float64).eps * max(1.0, abs(ll))
-        if delta <= noise_level:
-            converged = True
-            break
-        ratio = delta / delta_prev if delta_prev > 0 else np.nan
-        remaining = delta * ratio / (1.0 - ratio) if 0.0 <= ratio < 1.0 else np.inf
-        if delta < tol and remaining < tol:
-            converged = True
-            break
-        ll_prev, delta_prev = ll, delta
-    return W, psi, np.asarray(history, dtype=np.float64), len(history), converged
+    moments = _em.e_step(S, np.asarray(W, np.float64), np.asarray(psi, np.float64))
+    return _em.m_step(S, moments, isotropic=isotropic, min_noise_variance=min_noise_variance)
 
 
 def _warn_not_converged(owner, max_iter):

@@ -4,8 +4,8 @@ through the SVD of the centred data, and their EM algorithm.
 Lecture [Mattei-DGM, "Linear latent-variable models"] (the
 closed-form MLE of PPCA from the SVD of the data matrix) and [Mattei-S2D,
 "Factor analysis and probabilistic PCA"]. The estimator is :class:`PPCA`; it shares the posterior,
-the Woodbury log-density, sampling and the EM iteration with factor analysis
-(:mod:`scratchdgm.models.linear.gaussian`).
+the Woodbury log-density and sampling (:mod:`scratchdgm.models.linear.gaussian`) and the E- and
+M-step (:mod:`scratchdgm.models.linear.em`) with factor analysis.
 """
 
 import numpy as np
@@ -19,8 +19,8 @@ from scratchdgm.models.linear.gaussian import (
     _mean_and_covariance,
     _validate_fit_data,
     _warn_not_converged,
-    run_em,
 )
+from scratchdgm.models.linear.em import em as _em
 from scratchdgm.validation import check_int, check_positive_float, check_random_state
 
 __all__ = ["PPCA", "closed_form_mle"]
@@ -264,7 +264,7 @@ class PPCA(_LinearGaussianModel):
         var = max(np.trace(S) / p, floor)
         W = rng.standard_normal((p, d)) * np.sqrt(var / (2.0 * d))
         psi = np.full(p, 0.5 * var)
-        W, psi, loglike, n_iter, converged = run_em(
+        W, psi, loglike, n_iter, _, converged = _em(
             S, W, psi, isotropic=True, max_iter=max_iter, tol=tol, min_noise_variance=floor)
         if not converged:
             _warn_not_converged("PPCA", max_iter)

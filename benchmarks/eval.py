@@ -1,0 +1,203 @@
+r"""The importance-sampled log-likelihood with K = 5000 against its matrix-product floor, on one
+thread and on every core, and against PyTorch.
+
+Protocol (issue 14, goal 2): the IWAE paper's architecture, 784-200-200-50 (tanh, Bernoulli), at
+its initial weights; ``--n`` binary MNIST-sized images (:func:`~scratchdgm.benchmarks.common.
+mnist_sized_data`); :meth:`scratchdgm.IWAE.score_samples` with K = ``--k``, in float32 and
+float64. Measured in the same run, interleaved:
+
+* **the GEMM floor** -- the flops of the decoder's layers for every sample and of the encoder's
+  for every image, :math:`2 K n (d h_2 + h_2 h_1 + h_1 p) + 2 n (p h_1 + h_1 h_2 + 2 h_2 d)`, at
+  the rate one core's BLAS reaches on exactly those layer shapes (the best of a few row counts):
+  the time of the matrix products alone, with nothing else;
+* ours on one thread (``n_jobs=1``) and on ``--threads`` threads (default: every core);
+* PyTorch (optional peer, skipped with a note when absent) on the same weights and images,
+  chunked the same way under ``torch.no_grad()``, on the same numbers of threads.
+
+Goals: ours within 1.3x of the floor, and at least 1.8x faster on 2 cores than on one.
+Run ``scratchdgm bench eval [--n 2000] [--k 5000] [--dtype float32 float64] [--json]``.
+"""
+
+import statistics
+import sys
+import time
+
+from scratchdgm.benchmarks.common import (
+    IWAE_PAPER_ARCH,
+    import_torch,
+    limit_threads,
+    machine_info,
+    machine_line,
+    mnist_sized_data,
+    print_result,
+    table,
+    torch_iwae_networks,
+    torch_log_likelihood,
+)
+
+HELP = "importance-sampled log-likelihood (K=5000): against the GEMM floor, 1 vs all cores, PyTorch"
+
+ARCH = IWAE_PAPER_ARCH
+
+
+def configure_parser(p):
+    from scratchdgm.threads import available_cores
+
+    p.add_argument("--n", type=int, default=2000, help="images (default 2000, issue 14)")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per image")
+    p.add_argument("--dtype", nargs="+", choices=["float32", "float64"],
+                   default=["float32", "float64"])
+    p.add_argument("--threads", type=int, default=available_cores(),
+                   help="threads of the parallel run (default: every core)")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs of each (median)")
+    p.add_argument("--mnist", default=None, metavar="DIR", help="real MNIST IDX files in DIR")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _flops(n, k):
+    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
+    decoder = 2 * (d * h2 + h2 * h1 + h1 * p)
+    encoder = 2 * (p * h1 + h1 * h2 + h2 * 2 * d)
+    return n * k * decoder + n * encoder, decoder
+
+
+def _gemm_rate(dtype, rows_list, repeats=5):
+    """Flops per second of one core's BLAS on the decoder's three layer products."""
+    import numpy as np
+
+    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for rows in rows_list:
+        shapes = [(d, h2), (h2, h1), (h1, p)]
+        A = [rng.standard_normal((rows, a)).astype(dtype) for a, _ in shapes]
+        B = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        flops = 2 * rows * sum(a * b for a, b in shapes)
+        for a, b in zip(A, B):
+            a @ b
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for a, b in zip(A, B):
+                a @ b
+            times.append(time.perf_counter() - t0)
+        best = max(best, flops / min(times))
+    return best
+
+
+def _torch_scorer(torch, model, dtype):
+    """PyTorch's importance-sampled log-likelihood with the weights of our ``model``."""
+    enc, dec = torch_iwae_networks(torch, dtype, model, ARCH)
+    block = type(model).EVAL_BLOCK_ROWS
+
+    def score(x_np, k, seed=0):
+        torch.manual_seed(seed)
+        return torch_log_likelihood(torch, enc, dec, torch.from_numpy(x_np), k, block)
+
+    return score
+
+
+def measure(args):
+    """Run the protocol; returns a dict (machine, settings, one result per dtype)."""
+    import numpy as np
+
+    from scratchdgm.models.deep import IWAE
+
+    if args.n < 1 or args.k < 1 or args.threads < 1:
+        raise ValueError("--n, --k and --threads must be >= 1")
+    _ctx = limit_threads(1)  # noqa: F841 (BLAS on one thread; our threads are n_jobs)
+    torch = import_torch(1, not args.no_torch)
+    results = []
+    for dtype in args.dtype:
+        _, x = mnist_sized_data(n_train=0, n_test=args.n, seed=1, dtype=dtype,
+                                mnist_dir=args.mnist)
+        model = IWAE(ARCH["input_dim"], latent_dim=ARCH["latent_dim"], hidden=ARCH["hidden"],
+                     k=5, dtype=dtype, random_state=0)
+        model.score_samples(x[:2], k=50, n_jobs=args.threads)  # compile, warm the pools
+        flops, _ = _flops(args.n, args.k)
+        rows = [model.EVAL_BLOCK_ROWS, 4096]
+        runs = {"rate": [], "1": [], "N": [], "torch1": [], "torchN": []}
+        torch_score = _torch_scorer(torch, model, dtype) if torch is not None else None
+        values = {}
+        for _ in range(args.repeats):
+            # interleaved: the floor's rate, ours on 1 and N threads, the peer on 1 and N
+            runs["rate"].append(_gemm_rate(getattr(np, dtype), rows))
+            for key, n_jobs in (("1", 1), ("N", args.threads)):
+                t0 = time.perf_counter()
+                values[key] = model.score_samples(x, k=args.k, random_state=0, n_jobs=n_jobs)
+                runs[key].append(time.perf_counter() - t0)
+            if torch_score is not None:
+                for key, threads in (("torch1", 1), ("torchN", args.threads)):
+                    torch.set_num_threads(threads)
+                    t0 = time.perf_counter()
+                    values[key] = torch_score(x, args.k)
+                    runs[key].append(time.perf_counter() - t0)
+                torch.set_num_threads(1)
+            runs["rate"].append(_gemm_rate(getattr(np, dtype), rows))
+        med = {key: statistics.median(v) for key, v in runs.items() if v}
+        floor = flops / med["rate"]
+        r = {"dtype": dtype, "n": args.n, "k": args.k, "threads": args.threads,
+             "flops": flops, "gemm_gflops": med["rate"] / 1e9, "floor_seconds": floor,
+             "seconds_1_thread": med["1"], "seconds_n_threads": med["N"],
+             "ratio_to_floor": med["1"] / floor, "speedup": med["1"] / med["N"],
+             "mean_log_likelihood": float(np.mean(values["1"]))}
+        if "torch1" in med:
+            r.update(torch_seconds_1_thread=med["torch1"], torch_seconds_n_threads=med["torchN"],
+                     ratio_to_torch=med["1"] / med["torch1"],
+                     ratio_to_torch_n_threads=med["N"] / med["torchN"],
+                     torch_mean_log_likelihood=float(np.mean(values["torch1"])))
+        results.append(r)
+    return {"machine": machine_info(args.threads), "results": results}
+
+
+def summary_rows(out):
+    """Rows ``(figure, ours, peer, ratio, goal)`` for the one table of ``scratchdgm bench all``."""
+    rows = []
+    for r in out["results"]:
+        what = f"eval K={r['k']}, {r['n']} images, {r['dtype']}"
+        rows.append((f"{what}: 1 thread vs GEMM floor", f"{r['seconds_1_thread']:.2f} s",
+                     f"floor {r['floor_seconds']:.2f} s ({r['gemm_gflops']:.0f} GFLOP/s)",
+                     f"{r['ratio_to_floor']:.2f}x", "<= 1.3x"))
+        rows.append((f"{what}: {r['threads']} threads vs 1", f"{r['seconds_n_threads']:.2f} s",
+                     f"1 thread {r['seconds_1_thread']:.2f} s", f"{r['speedup']:.2f}x faster",
+                     ">= 1.8x on 2 cores" if r["threads"] >= 2 else "-"))
+        if "torch_seconds_1_thread" in r:
+            rows.append((f"{what}: 1 thread vs PyTorch", f"{r['seconds_1_thread']:.2f} s",
+                         f"PyTorch {r['torch_seconds_1_thread']:.2f} s",
+                         f"{r['ratio_to_torch']:.2f}x", "-"))
+    return rows
+
+
+def run(args):
+    return print_result(measure(args), args, report)
+
+
+def report(out, args):
+    """Print the table of :func:`measure`'s results."""
+    print(machine_line(args.threads))
+    print(f"importance-sampled log-likelihood, IWAE 784-200-200-50 at its initial weights, "
+          f"K = {args.k}, {args.n} images; BLAS on one thread per worker")
+    headers = ["dtype", "GEMM GFLOP/s", "floor s", "1 thread s", "x floor",
+               f"{args.threads} threads s", "speedup"]
+    has_torch = any("torch_seconds_1_thread" in r for r in out["results"])
+    if has_torch:
+        headers += ["torch 1 thr s", "ours / torch", f"torch {args.threads} thr s"]
+    rows = []
+    for r in out["results"]:
+        row = [r["dtype"], f"{r['gemm_gflops']:.1f}", f"{r['floor_seconds']:.2f}",
+               f"{r['seconds_1_thread']:.2f}", f"{r['ratio_to_floor']:.2f}",
+               f"{r['seconds_n_threads']:.2f}", f"{r['speedup']:.2f}"]
+        if has_torch:
+            row += [f"{r['torch_seconds_1_thread']:.2f}", f"{r['ratio_to_torch']:.2f}",
+                    f"{r['torch_seconds_n_threads']:.2f}"]
+        rows.append(row)
+    print(table(headers, rows))
+    print("(floor: the flops of every decoder and encoder product at the GEMM rate one core "
+          "reaches on those shapes, measured in this run)")
+
+
+if __name__ == "__main__":
+    from scratchdgm.cli import main
+
+    sys.exit(main(["bench", "eval", *sys.argv[1:]]))

@@ -1,0 +1,166 @@
+"""Evaluation on several threads: the blocked, graph-free log-weights equal the differentiable
+ones, the estimates do not depend on the number of threads, and the compiled kernels run their
+serial versions inside ``kernel_threads(1)`` -- with the same results."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import scratchdgm as sd
+from scratchdgm.kernels import cpu
+from scratchdgm.threads import kernel_thread_limit, kernel_threads
+
+jit_on = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"),
+                            reason="serial and parallel kernels are one Python loop without JIT")
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    rng = np.random.default_rng(0)
+    x = (rng.random((13, 64)) < 0.3).astype(np.float64)
+    model = sd.IWAE(64, latent_dim=4, hidden=(16,), k=5, random_state=0)
+    return model, x
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian:learned"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_graph_free_log_weights_equal_the_differentiable_ones(likelihood, dtype, monkeypatch):
+    rng = np.random.default_rng(1)
+    x = (rng.random((7, 64)) < 0.3).astype(dtype)
+    model = sd.IWAE(64, latent_dim=3, hidden=(16,), k=5, random_state=0, dtype=dtype,
+                    likelihood=likelihood, prior="gmm" if likelihood != "bernoulli" else "normal")
+    # blocks of 3 rows, so that the 11 samples of 7 points are decoded in several blocks
+    monkeypatch.setattr(type(model), "EVAL_BLOCK_ROWS", 20)
+    with_graph = model.log_weights(x, 11, np.random.default_rng(5))
+    assert with_graph.requires_grad
+    with sd.no_grad():
+        without = model.log_weights(x, 11, np.random.default_rng(5))
+    assert not without.requires_grad and without.dtype == np.dtype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(without.data, with_graph.data, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_estimates_do_not_depend_on_the_number_of_threads(model_and_data, n_jobs):
+    model, x = model_and_data
+    one = model.score_samples(x, k=300, random_state=3, n_jobs=1)
+    many = model.score_samples(x, k=300, random_state=3, n_jobs=n_jobs)
+    np.testing.assert_array_equal(one, many)
+    b1 = model.bound_samples(x, k=7, random_state=3, n_jobs=1)
+    bn = model.bound_samples(x, k=7, random_state=3, n_jobs=n_jobs)
+    np.testing.assert_array_equal(b1, bn)
+    assert one.shape == b1.shape == (len(x),)
+    # a fresh seed gives other draws; the estimates are still log-likelihoods of the same size
+    other = model.score_samples(x, k=300, random_state=4)
+    assert not np.array_equal(one, other) and np.allclose(one, other, atol=1.0)
+
+
+def test_n_jobs_is_checked(model_and_data):
+    model, x = model_and_data
+    with pytest.raises(ValueError, match="n_jobs"):
+        model.score_samples(x, k=3, n_jobs=0)
+
+
+def test_kernel_thread_limit_is_per_thread():
+    seen = {}
+
+    def other():
+        seen["other"] = kernel_thread_limit()
+
+    with kernel_threads(1):
+        assert kernel_thread_limit() == 1
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        with kernel_threads(None):
+            assert kernel_thread_limit() is None
+        assert kernel_thread_limit() == 1
+    assert kernel_thread_limit() is None and seen["other"] is None
+
+
+@pytest.mark.slow  # compiles both versions of eight kernels when the cache is cold
+@jit_on
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
+    rng = np.random.default_rng(2)
+    logits = (4 * rng.standard_normal((6, 5, 1500))).astype(dtype)  # two pixel blocks per row
+    x = (rng.random((5, 1500)) < 0.4).astype(dtype)
+    a = rng.standard_normal((300, 700)).astype(dtype)
+    z, mu = rng.standard_normal((2, 6, 5, 3)).astype(dtype)
+    W, b = rng.standard_normal((3, 8)).astype(dtype), rng.standard_normal(8).astype(dtype)
+
+    def run():
+        y = cpu.linear(z, W, b, "relu")
+        lse = cpu.logsumexp(a)
+        return [cpu.bernoulli_log_prob(logits, x), *cpu.bernoulli_log_prob_with_grad(logits, x),
+                lse, cpu.logsumexp_backward(a, lse, np.ones(700, dtype)),
+                cpu.diag_gaussian_log_prob(z, mu, 0.1 * mu), y,
+                *cpu.linear_backward(z, W, y, np.ones((6, 5, 8), dtype), "relu")]
+
+    parallel = run()
+    with kernel_threads(1):
+        serial = run()
+    for p, s in zip(parallel, serial):
+        np.testing.assert_allclose(s, p, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    for kernel in (cpu._bernoulli_kernel, cpu._lse_kernel, cpu._gauss_kernel,
+                   cpu._bias_act_kernel):
+        assert kernel.serial.signatures, "the serial twin did not run"
+
+
+def test_evaluation_runs_blocks_on_threads_with_serial_kernels(model_and_data, monkeypatch):
+    model, x = model_and_data
+    seen = []
+    original = type(model).log_weights
+
+    def spy(self, xb, k, rng):
+        seen.append((threading.get_ident(), kernel_thread_limit(), sd.autodiff.is_grad_enabled()))
+        return original(self, xb, k, rng)
+
+    monkeypatch.setattr(type(model), "log_weights", spy)
+    model.score_samples(x, k=2000, n_jobs=2)    # 13 blocks of 2 points
+    assert {limit for _, limit, _ in seen} == {1}
+    assert not any(grad for *_, grad in seen)
+    assert len({ident for ident, *_ in seen}) == 2
+
+
+@pytest.mark.parametrize("blas_threads, limit", [(1, 1), (None, None)])
+def test_training_steps_run_serial_kernels_on_one_thread(model_and_data, monkeypatch,
+                                                         blas_threads, limit):
+    _, x = model_and_data
+    model = sd.IWAE(64, latent_dim=2, hidden=(8,), k=2, random_state=0)
+    seen = set()
+    original = type(model).objective
+
+    def spy(self, *args, **kwargs):
+        seen.add(kernel_thread_limit())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "objective", spy)
+    model.fit(x, epochs=1, batch_size=5, progress=False, blas_threads=blas_threads)
+    assert seen == {limit}
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_one_progress_bar_counts_every_block(model_and_data, monkeypatch, n_jobs):
+    # the threads' results arrive in the calling thread, which alone advances the bar: it must
+    # end at its total (13 points x 700 samples; 7 points per block, so two blocks)
+    from scratchdgm.models.deep import bounds, evaluation
+
+    bars = []
+
+    def recording(make):
+        def wrapped(*args, **kwargs):
+            bars.append(make(*args, **kwargs))
+            return bars[-1]
+        return wrapped
+
+    monkeypatch.setattr(bounds, "likelihood_bar", recording(bounds.likelihood_bar))
+    monkeypatch.setattr(evaluation, "_progress", recording(evaluation._progress))
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")  # a disabled bar would not count
+    model, x = model_and_data
+    model.score_samples(x, k=700, random_state=0, n_jobs=n_jobs)
+    model.bound_samples(x, k=700, random_state=0, n_jobs=n_jobs)
+    # the first bar is the evaluation's (the blocks' own are off), the last the bound's
+    assert [(b.total, b.n) for b in (bars[0], bars[-1])] == [(13 * 700, 13 * 700), (13, 13)]
