@@ -386,7 +386,26 @@ def gradient(output, params, where="gradient"):
 
 
 def _baseline(f_z, baseline, where):
-    r"""The control variate :math:`b_k` subtracted from :math:`f(z_k)`, shape (K, *batch)."""
+    r"""The control variate :math:`b_k` subtracted from :math:`f(z_k)`, shape (K, *batch).
+
+    Parameters
+    ----------
+    f_z : ndarray, shape (K, *batch)
+        The values :math:`f(z_k)` (plain numbers: no graph).
+    baseline : None, float, array_like or 'loo'
+        None: :math:`b_k = 0`. A number or an array broadcastable to ``f_z.shape``: :math:`b_k
+        = b`. ``'loo'``: the leave-one-out mean :math:`b_k = \frac{1}{K-1} \sum_{j \ne k}
+        f(z_j)`, independent of :math:`z_k` (ValueError for K < 2, and for any other string).
+    where : str
+        Named in error messages.
+
+    Notes
+    -----
+    Any :math:`b_k` independent of :math:`z_k` keeps the estimator unbiased, because
+    :math:`\mathbb E_q[b_k \nabla \log q_\gamma(z_k)] = b_k \mathbb E_q[\nabla \log
+    q_\gamma(z)] = b_k \int \nabla q_\gamma = 0`; one close to :math:`f(z_k)` cuts its variance.
+    Kool, van Hoof & Welling (2019) for the leave-one-out form.
+    """
     # BEGIN EXERCISE 11: b_k: zero, a given constant or array, or the mean of the other K - 1 draws
     if baseline is None:
         return np.zeros_like(f_z)
