@@ -1,6 +1,7 @@
 r"""Exercise 07: simple Monte Carlo and importance sampling, and their variance --
 ``monte_carlo``, ``_log_mean``, ``importance_sampling``, ``self_normalised_importance_sampling``
-and ``effective_sample_size`` in ``scratchdgm/estimators.py``. Page: ``exercises/07_monte_carlo.md``.
+and ``effective_sample_size`` in ``scratchdgm/estimators.py``. Page:
+``exercises/07_monte_carlo.md``.
 
 While these checks run, ``scratchdgm.numerics.logsumexp`` is SciPy's: the library's own is
 exercise 09, and this exercise's checks must pass whatever the state of the others.

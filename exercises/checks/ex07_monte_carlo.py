@@ -8,7 +8,8 @@ with NumPy and scored with ``scipy.stats.norm``), which records its draws so tha
 can be recomputed here from the very draws it used; closed-form moments
 (:math:`\mathbb E[x^2] = \mu^2 + s^2`, :math:`\mathrm{Var}[x^2] = 2s^4 + 4\mu^2 s^2` under
 :math:`\mathcal N(\mu, s^2)`); the variance of an importance-sampling estimate,
-:math:`\frac1K(\int f^2 p^2 / q - I^2)`, in closed form for a Gaussian tail; ``scipy.special.logsumexp``.
+:math:`\frac1K(\int f^2 p^2 / q - I^2)`, in closed form for a Gaussian tail;
+``scipy.special.logsumexp``.
 
 Statistical checks put R independent replicates of one estimate in the batch axis (one call, R
 estimates) and compare their mean and variance with the closed forms; their margins were checked
@@ -232,10 +233,10 @@ def check_importance_sampling_statistics(importance_sampling, monte_carlo=None, 
     r"""A tail probability, :math:`P(x > 3) \approx 1.35 \cdot 10^{-3}` under
     :math:`\mathcal N(0, 1)`, by importance sampling from :math:`\mathcal N(3.5, 1)`: R = 20000
     estimates with K = 20 are unbiased (within 4 standard errors; worst of seeds 0-19: 2.5) and
-    their variance is within 15 % of the closed form :math:`\mathrm{Var}_q[fp/q]/K` (:func:`tail_is_variance`) (worst:
-    2 %), some 200 times below simple Monte Carlo's :math:`P(1-P)/K`. With ``monte_carlo``
-    given, its variance on the same problem is checked too (within 20 %; worst: 6.5 %), and it must be over 100
-    times IS's (worst: 190)."""
+    their variance is within 15 % of the closed form :math:`\mathrm{Var}_q[fp/q]/K`
+    (:func:`tail_is_variance`; worst: 2 %), some 200 times below simple Monte Carlo's
+    :math:`P(1-P)/K`. With ``monte_carlo`` given, its variance on the same problem is checked too
+    (within 20 %; worst: 6.5 %), and it must be over 100 times IS's (worst: 190)."""
     threshold, shift = 3.0, 3.5
     exact = stats.norm.sf(threshold)
 
