@@ -118,6 +118,7 @@ def _log_mean(log_w, fx):
     r"""``(value, log_value, standard_error)`` of :math:`\frac1K \sum_k e^{\log w_k} f_k`,
     with the weights scaled by :math:`e^{-m}`, :math:`m = \max_k \log w_k`, so that the largest
     is 1 and none overflows (the log-sum-exp trick); ``log_value`` never forms :math:`e^m`."""
+    # BEGIN EXERCISE 07: the weighted mean shifted by max log w, its log, its standard error
     m = np.max(log_w, axis=0)
     m = np.where(np.isfinite(m), m, 0.0)
     scaled = np.exp(log_w - m) * fx                 # w_k f(x_k) e^{-m}: never overflows
@@ -127,6 +128,7 @@ def _log_mean(log_w, fx):
     k = log_w.shape[0]
     spread = scaled.std(axis=0, ddof=1) if k > 1 else np.full(mean.shape, np.inf)
     return mean * np.exp(m), log_value, spread * np.exp(m) / np.sqrt(k)
+    # END EXERCISE 07
 
 
 def monte_carlo(f, p, k, random_state=None):
@@ -163,6 +165,7 @@ def monte_carlo(f, p, k, random_state=None):
     [Mattei-DGM, "Beyond simple MC: importance sampling"]; [Mattei-S2D, "Aparté: Monte Carlo
     and importance sampling"].
     """
+    # BEGIN EXERCISE 07: the mean of f over K draws from p, and its standard error
     rng = check_random_state(random_state, "monte_carlo")
     x = _draw(p, k, rng, "monte_carlo")             # x_k ~ p, shape (K, *batch, d)
     fx = _evaluate(f, x, "f", "monte_carlo")        # f(x_k), shape (K, *batch)
@@ -172,6 +175,7 @@ def monte_carlo(f, p, k, random_state=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         log_value = np.where(value > 0, np.log(np.where(value > 0, value, 1.0)), np.nan)
     return Estimate(value, log_value, se, x, None)
+    # END EXERCISE 07
 
 
 def importance_sampling(f, log_p, q, k, random_state=None):
@@ -231,6 +235,7 @@ def importance_sampling(f, log_p, q, k, random_state=None):
     §9.1 (basic importance sampling: its variance and the optimal proposal :math:`q \propto |f|
     p`).
     """
+    # BEGIN EXERCISE 07: draws from q, log-weights log p - log q, the weighted mean of f
     rng = check_random_state(random_state, "importance_sampling")
     x = _draw(q, k, rng, "importance_sampling")                 # x_k ~ q
     log_w = (_evaluate(log_p, x, "log_p", "importance_sampling")
@@ -238,6 +243,7 @@ def importance_sampling(f, log_p, q, k, random_state=None):
     fx = 1.0 if f is None else _evaluate(f, x, "f", "importance_sampling")
     value, log_value, se = _log_mean(log_w, fx)                 # (1/K) sum_k w_k f(x_k)
     return Estimate(value, log_value, se, x, log_w)
+    # END EXERCISE 07
 
 
 def self_normalised_importance_sampling(f, log_p, q, k, random_state=None):
@@ -279,6 +285,7 @@ def self_normalised_importance_sampling(f, log_p, q, k, random_state=None):
     sampling: the estimate and its delta-method variance); the
     normalised weights are those of the IWAE gradient (Burda et al. 2016, eq. 14).
     """
+    # BEGIN EXERCISE 07: softmax of the log-weights, the weighted sum of f, its delta-method error
     rng = check_random_state(random_state, "self_normalised_importance_sampling")
     where = "self_normalised_importance_sampling"
     x = _draw(q, k, rng, where)
@@ -290,6 +297,7 @@ def self_normalised_importance_sampling(f, log_p, q, k, random_state=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         log_value = np.where(value > 0, np.log(np.where(value > 0, value, 1.0)), np.nan)
     return Estimate(value, log_value, se, x, log_w)
+    # END EXERCISE 07
 
 
 def effective_sample_size(log_w, axis=0):
@@ -328,11 +336,13 @@ def effective_sample_size(log_w, axis=0):
     rejection sampling and importance sampling*, Statistics and Computing 6; Owen (2013),
     *Monte Carlo theory, methods and examples*, §9.3 (importance sampling diagnostics).
     """
+    # BEGIN EXERCISE 07: (sum w)^2 / sum w^2 from the log-weights, stably
     log_w = np.asarray(log_w, dtype=np.float64)
     if log_w.ndim == 0 or log_w.shape[axis] < 1:
         raise ValueError(f"effective_sample_size: log_w needs at least one weight along axis "
                          f"{axis}, got shape {log_w.shape}")
     return np.exp(2.0 * _num.logsumexp(log_w, axis=axis) - _num.logsumexp(2.0 * log_w, axis=axis))
+    # END EXERCISE 07
 
 
 # ----------------------------------------------------------------- gradients of expectations
@@ -376,7 +386,27 @@ def gradient(output, params, where="gradient"):
 
 
 def _baseline(f_z, baseline, where):
-    r"""The control variate :math:`b_k` subtracted from :math:`f(z_k)`, shape (K, *batch)."""
+    r"""The control variate :math:`b_k` subtracted from :math:`f(z_k)`, shape (K, *batch).
+
+    Parameters
+    ----------
+    f_z : ndarray, shape (K, *batch)
+        The values :math:`f(z_k)` (plain numbers: no graph).
+    baseline : None, float, array_like or 'loo'
+        None: :math:`b_k = 0`. A number or an array broadcastable to ``f_z.shape``: :math:`b_k
+        = b`. ``'loo'``: the leave-one-out mean :math:`b_k = \frac{1}{K-1} \sum_{j \ne k}
+        f(z_j)`, independent of :math:`z_k` (ValueError for K < 2, and for any other string).
+    where : str
+        Named in error messages.
+
+    Notes
+    -----
+    Any :math:`b_k` independent of :math:`z_k` keeps the estimator unbiased, because
+    :math:`\mathbb E_q[b_k \nabla \log q_\gamma(z_k)] = b_k \mathbb E_q[\nabla \log
+    q_\gamma(z)] = b_k \int \nabla q_\gamma = 0`; one close to :math:`f(z_k)` cuts its variance.
+    Kool, van Hoof & Welling (2019) for the leave-one-out form.
+    """
+    # BEGIN EXERCISE 11: b_k: zero, a given constant or array, or the mean of the other K - 1 draws
     if baseline is None:
         return np.zeros_like(f_z)
     if isinstance(baseline, str):
@@ -389,6 +419,7 @@ def _baseline(f_z, baseline, where):
                              f"needs k >= 2, got k = {k}")
         return (f_z.sum(axis=0) - f_z) / (k - 1)
     return np.broadcast_to(_array(baseline), f_z.shape)
+    # END EXERCISE 11
 
 
 def score_function_gradient(f, q, params, k, random_state=None, *, baseline=None):
@@ -452,6 +483,7 @@ def score_function_gradient(f, q, params, k, random_state=None, *, baseline=None
     Lecture [Mattei-DGM, "Now the tricky part: $\nabla_{\gamma}$"];
     [Su-DGM, "Estimating $\partial \mathbb{E}_{q_{\phi}(z|x)}[\ln p_{\theta}(x|z)]/\partial \phi$"].
     """
+    # BEGIN EXERCISE 11: the surrogate f + (f - b) log q, the draws held fixed, and its gradient
     where = "score_function_gradient"
     rng = check_random_state(random_state, where)
     z = _draw(q, k, rng, where)                     # z_k ~ q: constants, no path from gamma
@@ -461,6 +493,7 @@ def score_function_gradient(f, q, params, k, random_state=None, *, baseline=None
     log_q = q.log_prob(z)                           # log q_gamma(z_k): depends on gamma
     surrogate = f_z + (f_values - b) * log_q        # grad: grad f + (f - b) grad log q
     return gradient(surrogate.mean(axis=0).sum(), params, where)
+    # END EXERCISE 11
 
 
 def reparametrised_gradient(f, q, params, k, random_state=None):

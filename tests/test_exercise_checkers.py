@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import special
 
+from scratchdgm import estimators
 from scratchdgm.autodiff import Function, ops
 from scratchdgm.autodiff.tensor import Tensor
 from scratchdgm.distributions import kl_divergence
@@ -24,9 +25,11 @@ from exercises.checks import (
     ex03_linear_layer as c03,
     ex04_adam as c04,
     ex06_ppca_closed_form as c06,
+    ex07_monte_carlo as c07,
     ex08_gaussian_kl as c08,
     ex09_logsumexp as c09,
     ex10_iwae_bound as c10,
+    ex11_score_function as c11,
     ex12_reparametrisation as c12,
     ex13_bernoulli_kernel as c13,
     ex14_cuda_logsumexp as c14,
@@ -315,6 +318,56 @@ def test_ex06_the_reference_is_the_library_solution():
     c06.check_closed_form(ppca.closed_form_mle, c06.make_data(0, 200, 6, 2), 2)
 
 
+# ----------------------------------------------------------------------------- 07
+def _scaled(estimator, field, factor):
+    """``estimator`` with one field of its Estimate multiplied by ``factor(k)``."""
+    def wrong(f, p_or_log_p, *rest):
+        est = estimator(f, p_or_log_p, *rest)
+        k = len(est.samples)
+        return est._replace(**{field: getattr(est, field) * factor(k)})
+    return wrong
+
+
+@pytest.mark.parametrize("wrong, check, hint", [
+    (_scaled(estimators.monte_carlo, "standard_error", math.sqrt), "mc", "divide by sqrt\\(K\\)"),
+    (_scaled(estimators.monte_carlo, "value", lambda k: k), "mc", "forgot the 1/K"),
+    (_scaled(estimators.importance_sampling, "value", lambda k: k), "is", "forgot the 1/K"),
+    (_scaled(estimators.importance_sampling, "log_w", lambda k: -1), "is", "log q - log p"),
+    (_scaled(estimators.importance_sampling, "standard_error",
+             lambda k: math.sqrt((k - 1) / k)), "is", "ddof=0"),
+    (lambda f, lp, q, k, rs: estimators.importance_sampling(f, lp, q, k, rs)._replace(
+        standard_error=estimators.importance_sampling(f, lp, q, k, rs).standard_error ** 2),
+     "is", "the variance of the estimate"),
+    (lambda f, lp, q, k, rs: estimators.importance_sampling(f, lp, q, k, rs), "snis",
+     "plain importance sampling"),
+])
+def test_ex07_rejects_wrong_estimates(wrong, check, hint):
+    run = {"mc": c07.check_monte_carlo_arithmetic, "is": c07.check_importance_sampling_arithmetic,
+           "snis": c07.check_self_normalised_arithmetic}[check]
+    with pytest.raises(AssertionError, match=hint):
+        run(wrong)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda lw, axis=0: 1 / estimators.effective_sample_size(lw, axis), "upside down"),
+    (lambda lw, axis=0: estimators.effective_sample_size(lw, axis) / np.shape(lw)[axis],
+     "efficiency"),
+    (lambda lw, axis=0: np.sum(np.exp(lw), axis) ** 2 / np.sum(np.exp(2 * lw), axis),
+     "overflows|underflows"),
+])
+def test_ex07_rejects_wrong_effective_sample_sizes(wrong, hint):
+    with np.errstate(all="ignore"), pytest.raises(AssertionError, match=hint):
+        c07.check_effective_sample_size(wrong)
+
+
+def test_ex07_rejects_an_underflowing_importance_sampler():
+    def naive(f, log_p, q, k, rs):
+        est = estimators.importance_sampling(f, log_p, q, k, rs)
+        return est._replace(log_value=np.log(np.mean(np.exp(est.log_w), axis=0)))
+    with np.errstate(all="ignore"), pytest.raises(AssertionError, match="underflows to 0"):
+        c07.check_importance_sampling_is_stable(naive)
+
+
 # ----------------------------------------------------------------------------- 08
 def _kl_variant(variant):
     def kl(q, p):
@@ -473,6 +526,50 @@ def test_ex10_rejects_an_overflowing_or_detached_bound():
     with pytest.raises(AssertionError, match="not connected"):
         c10.check_iwae_gradient(lambda lw: Tensor(c10.reference_iwae(lw.data)),
                                 np.zeros((3, 2)))
+
+
+# ----------------------------------------------------------------------------- 11
+def _loo_wrong(kind, right=estimators._baseline):
+    def baseline(f_z, b, where):
+        if not (isinstance(b, str) and b == "loo"):
+            return right(f_z, b, where)
+        k = len(f_z)
+        if kind == "over_k":
+            return (f_z.sum(axis=0) - f_z) / k
+        return np.broadcast_to(f_z.mean(axis=0), f_z.shape)
+    return baseline
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda *a, **kw: [-g for g in estimators.score_function_gradient(*a, **kw)],
+     "sign is wrong"),
+    (lambda f, q, params, k, rs, baseline: [
+        k * g for g in estimators.score_function_gradient(f, q, params, k, rs, baseline=baseline)],
+     "forgot the 1/K"),
+    (lambda f, q, params, k, rs, baseline: estimators.score_function_gradient(f, q, params, k, rs),
+     "without the baseline"),
+    (lambda f, q, params, k, rs, baseline: estimators.score_function_gradient(
+        f, q, params, k, rs, baseline=None if baseline is None else (
+            baseline if isinstance(baseline, str) else -np.asarray(baseline))),
+     "added the baseline"),
+])
+def test_ex11_rejects_wrong_estimates(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        c11.check_score_function_arithmetic(wrong)
+
+
+@pytest.mark.parametrize("kind, hint", [("over_k", "K - 1, not K"), ("all", "ALL K draws")])
+def test_ex11_rejects_wrong_leave_one_out_baselines(monkeypatch, kind, hint):
+    monkeypatch.setattr(estimators, "_baseline", _loo_wrong(kind))
+    with pytest.raises(AssertionError, match=hint):
+        c11.check_score_function_arithmetic(estimators.score_function_gradient)
+
+
+def test_ex11_rejects_a_baseline_that_does_not_reduce_the_variance():
+    def ignores_baseline(f, q, params, k, rs, baseline=None):
+        return estimators.score_function_gradient(f, q, params, k, rs)
+    with pytest.raises(AssertionError, match="times the exact"):
+        c11.check_baseline_reduces_variance(ignores_baseline)
 
 
 # ----------------------------------------------------------------------------- 12
