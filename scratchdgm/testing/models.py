@@ -121,6 +121,10 @@ def _check_at(model, named, objective, x, seed, eps, rtol, atol, max_elements, n
                          f"finite differences compare different functions")
     if not np.isfinite(first):
         raise ValueError(f"check_model_gradients: {where} is {first} at this point")
+    if atol is None:
+        # L sums many terms: its rounding, ~1e-16 |L|, over the step eps, is the floor of the
+        # error of a central difference (~1e-10 |L| at eps = 1e-6); ten times that
+        atol = 1e-9 * max(1.0, abs(first))
     params = [p for _, p in named]
     saved_grads = [p.grad for p in params]
     try:
@@ -148,7 +152,7 @@ def _check_at(model, named, objective, x, seed, eps, rtol, atol, max_elements, n
 
 
 def check_model_gradients(model, x, *, k=None, seed=0, loss=None, parameters=None, eps=1e-6,
-                          rtol=1e-5, atol=1e-8, max_elements=64, n_directions=4,
+                          rtol=1e-5, atol=None, max_elements=64, n_directions=4,
                           max_examples=5):
     r"""Check the gradient of a model's objective with respect to every parameter against
     central differences, with the objective's randomness held fixed.
@@ -172,8 +176,12 @@ def check_model_gradients(model, x, *, k=None, seed=0, loss=None, parameters=Non
         ``loss(model, x, rng) -> scalar Tensor``, used instead of ``model.objective``.
     parameters : str or list of str, optional
         Check only these (names of ``named_parameters``).
-    eps, rtol, atol : float
-        Step and tolerances, as in :func:`scratchdgm.gradcheck`.
+    eps, rtol : float
+        Step and relative tolerance, as in :func:`scratchdgm.gradcheck`.
+    atol : float, optional
+        Absolute tolerance; default :math:`10^{-9} \max(1, |L|)`: an objective that sums many
+        terms (pixels, samples, a batch) is evaluated with rounding error about
+        :math:`10^{-16} |L|`, and a central difference divides it by :math:`\epsilon`.
     max_elements : int, default 64
         Parameters with at most this many entries are checked entry by entry (two evaluations
         of the objective each); bigger ones along ``n_directions`` random unit directions
@@ -215,7 +223,7 @@ def check_model_gradients(model, x, *, k=None, seed=0, loss=None, parameters=Non
     encoder.layers.0.weight          (8, 4)       32 entries            1.2e-10       0.0043
     ...
     """
-    check_tolerances(eps, rtol, atol, "check_model_gradients")
+    check_tolerances(eps, rtol, 0.0 if atol is None else atol, "check_model_gradients")
     named = _named_parameters(model, parameters)
     objective = _objective_call(model, loss, k)
     where = "loss(model, x, rng)" if loss is not None else f"{type(model).__name__}.objective"
