@@ -92,6 +92,21 @@ def test_objective_gradient_matches_finite_differences(binary_data, cls, kw):
     assert all(r["max_ratio"] < 1 for r in report)
 
 
+@pytest.mark.parametrize("likelihood, prior", [
+    ("gaussian:learned", "normal"), ("gaussian:decoder", "normal"), ("gaussian:fixed", "gmm:3"),
+    ("student_t", "normal"), ("bernoulli", "gmm:3")])
+def test_objective_gradient_for_every_likelihood_and_prior(likelihood, prior):
+    # the observation model's and the prior's own parameters (sigma, df, mixture weights,
+    # means and scales) are parameters of the objective too
+    model = sd.IWAE(6, 2, (4,), k=3, likelihood=likelihood, prior=prior, random_state=1,
+                    backend="numpy")
+    x = np.random.default_rng(2).normal(size=(3, 6))
+    if likelihood == "bernoulli":
+        x = (x > 0).astype(float)
+    report = check_model_gradients(model, x, k=3, seed=5, max_elements=8)
+    assert [r["name"] for r in report] == [n for n, _ in model.named_parameters()]
+
+
 def test_objective_gradient_on_generated_batches():
     # Hypothesis draws the minibatch (1 to 3 binary rows); the numpy backend keeps it cheap
     model = sd.IWAE(64, 2, (5,), k=3, random_state=0, backend="numpy")
