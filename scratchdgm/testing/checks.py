@@ -61,7 +61,8 @@ class GradientCheckFailure(GradcheckError):
     r"""A gradient check failed; the message holds the inputs and the mismatch.
 
     A :class:`~scratchdgm.GradcheckError` (so an ``AssertionError``), with, besides
-    ``argument``, ``where``, ``analytic``, ``numeric``, ``tolerance``:
+    ``argument``, ``where``, ``analytic``, ``numeric``, ``tolerance`` (for ``check='broadcast'``,
+    ``analytic`` is the input's gradient and ``numeric`` the sum of its copies' gradients):
 
     Attributes
     ----------
@@ -110,13 +111,13 @@ def describe_inputs(inputs, params=None):
     return "\n".join(lines)
 
 
-def _fail(check, summary, inputs, params, cause=None, projection=None):
+def _fail(check, summary, inputs, params, cause=None, projection=None, **fields):
     message = f"{summary}\ninputs:\n{describe_inputs(inputs, params)}"
     if projection is not None:
         with np.printoptions(precision=10, threshold=64, linewidth=100):
             message += (f"\n(the gradients are those of L = sum(u * fn(inputs)), u a fixed "
                         f"random projection of the output: u = {np.asarray(projection)!r})")
-    kw = {}
+    kw = dict(fields)
     if isinstance(cause, GradcheckError):
         kw = dict(argument=cause.argument, where=cause.where, analytic=cause.analytic,
                   numeric=cause.numeric, tolerance=cause.tolerance)
@@ -174,7 +175,8 @@ def _broadcast_check(call, arrays64, loss, inputs, params):
             raise _fail("broadcast", f"broadcast check failed for argument {i} (shape "
                         f"{a.shape}, broadcast to {full}) at index {j}: its gradient is "
                         f"{g[j]:.10g}, but the gradients of its copies sum to {summed[j]:.10g}",
-                        inputs, params, projection=loss.projection)
+                        inputs, params, projection=loss.projection, argument=f"argument {i}",
+                        where=f"index {j}", analytic=float(g[j]), numeric=float(summed[j]))
 
 
 def _dtype_check(call, arrays, params):
