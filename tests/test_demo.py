@@ -6,10 +6,15 @@ from scratchdgm.cli import main
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys):
+def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")  # draw the bars, as on a terminal
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed, bars = capsys.readouterr()
+    # every long stretch of each section shows a bar (stderr), the tables go to stdout
+    for bar in ("MLP, Adam", "fits:", "VAE epoch 3/3", "IWAE epoch 3/3"):
+        assert bar in bars, bar
+    assert "VAE epoch" not in printed and "fits:" not in printed
     for title in ("1. Autodiff", "2. Linear latent-variable models", "3. Deep latent-variable"):
         assert title in printed
     assert "gradcheck: passed" in printed

@@ -42,6 +42,7 @@ def _sources():
 def run(args):
     from importlib import import_module
 
+    from scratchdgm.checkpoint import write_text_atomic
     from scratchdgm.experiments import run_experiment
 
     out = pathlib.Path(args.out)
@@ -63,6 +64,6 @@ def run(args):
         seconds = time.perf_counter() - start
         report.append(f"## {title} ({seconds:.0f} s{', quick' if args.quick else ''})\n\n"
                       f"{text.rstrip()}\n")
-    (out / "figures.txt").write_text("\n".join(report))
+    write_text_atomic(out / "figures.txt", "\n".join(report))
     print(f"wrote the figures under {out}/ and their numbers in {out / 'figures.txt'}")
     return 0
