@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import scratchdgm as sd
-from tests import strategies as S
+from scratchdgm.testing import strategies as S
 
 # one representative call of every differentiable op, for the dtype-preservation check
 OPS = {
