@@ -43,6 +43,7 @@ from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.deep import evaluation as _evaluation
 from scratchdgm.models.deep import persistence as _persistence
 from scratchdgm.models.deep import training as _training
+from scratchdgm.models.deep.checks import check_observations
 from scratchdgm.models.deep.observation import make_observation
 from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
@@ -289,28 +290,7 @@ class VAE(Module):
             (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
             dynamically).
         """
-        if isinstance(X, _ad.Tensor):
-            X = X.data
-        try:
-            arr = np.asarray(X)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{where} must be array-like, got {type(X).__name__}") from exc
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{where} must be a numeric array of shape (n_samples, "
-                            f"{self.input_dim}), got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise ValueError(f"{where} must be 2-D, shape (n_samples, {self.input_dim}); got "
-                             f"shape {arr.shape}")
-        if arr.shape[1] != self.input_dim:
-            raise ValueError(f"{where} has {arr.shape[1]} columns but the model was built with "
-                             f"input_dim = {self.input_dim}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{where} has no rows; expected at least one sample")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.all(np.isfinite(arr)):
-            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
-            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
-                             f"expected finite values")
+        arr = check_observations(X, self.input_dim, self.dtype, where)
         if self.observation.binary_data:
             if allow_unit_interval:
                 if arr.min() < 0 or arr.max() > 1:
