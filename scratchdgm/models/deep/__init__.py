@@ -6,10 +6,18 @@ log-weights), :mod:`~scratchdgm.models.deep.observation` and
 :mod:`~scratchdgm.models.deep.vae` (the VAE and IWAE: the model and its objective), then
 :mod:`~scratchdgm.models.deep.training`, :mod:`~scratchdgm.models.deep.evaluation` and
 :mod:`~scratchdgm.models.deep.persistence`.
+
+Two more families read as variations on the VAE: :mod:`~scratchdgm.models.deep.diffusion` (a
+hierarchical VAE whose encoder is fixed noise, trained on its ELBO) and
+:mod:`~scratchdgm.models.deep.flow` (a VAE whose encoder and decoder are one deterministic
+invertible map, with an exact likelihood).
 """
 
+from scratchdgm.models.deep.diffusion import DiffusionModel
+from scratchdgm.models.deep.flow import RealNVP
 from scratchdgm.models.deep.persistence import load_model
 from scratchdgm.models.deep.training import TrainingDivergedError, fit
 from scratchdgm.models.deep.vae import IWAE, VAE
 
-__all__ = ["VAE", "IWAE", "fit", "load_model", "TrainingDivergedError"]
+__all__ = ["VAE", "IWAE", "RealNVP", "DiffusionModel", "fit", "load_model",
+           "TrainingDivergedError"]
