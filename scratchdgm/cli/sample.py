@@ -32,7 +32,9 @@ def run(args):
         raise FileNotFoundError(f"{ckpt} not found; expected a directory written by "
                                 f"`scratchdgm train`")
     model = load_model(ckpt)
-    draw = model.sample if args.binary else model.sample_means
+    # models without a decoder mean (flows, diffusion) draw x ~ p(x) either way
+    draw = model.sample if args.binary or not hasattr(model, "sample_means") else \
+        model.sample_means
     x = draw(args.n, random_state=args.seed)
     out = args.out or os.path.join(args.dir, "samples.png")
     np.save(os.path.splitext(out)[0] + ".npy", x)

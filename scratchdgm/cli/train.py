@@ -23,7 +23,10 @@ from importlib import import_module
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
 
 #: model families trained by other modules: name -> module (HELP, configure_parser, run)
-FAMILIES = {}
+FAMILIES = {
+    "diffusion": "scratchdgm.cli.train_diffusion",
+    "flow": "scratchdgm.cli.train_flow",
+}
 
 
 def configure_parser(parser):
