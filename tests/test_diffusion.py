@@ -128,6 +128,23 @@ def test_steps_outside_1_to_T_are_refused():
         m.schedule.q_posterior(x, x, 1)
 
 
+def test_steps_and_points_of_different_lengths_are_refused():
+    m = random_model(10)
+    x = np.zeros((3, 2))
+    t = np.array([1, 2])
+    for call in (lambda: m.schedule.q_marginal(x, t), lambda: m.schedule.q_step(x, t),
+                 lambda: m.schedule.perturb(x, t, x), lambda: m.epsilon(x, t),
+                 lambda: m.schedule.q_posterior(x, x, t + 1),
+                 lambda: m.schedule.mean_from_noise(x, x, t)):
+        with pytest.raises(ValueError, match=r"t holds 2 steps but an argument has shape "
+                                             r"\(3, 2\)"):
+            call()
+    with pytest.raises(ValueError, match="1-D array of ints"):
+        m.schedule.q_marginal(x, np.ones((3, 1), dtype=int))
+    with pytest.raises(ValueError, match=r"x_t has 3 columns"):
+        m.epsilon(np.zeros((2, 3)), 1)
+
+
 # ------------------------------------------------------------------ the encoder
 
 
