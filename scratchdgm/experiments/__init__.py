@@ -45,7 +45,9 @@ class ExperimentResult:
 
 
 #: experiment name -> module, in the order of the course
-EXPERIMENTS = {}
+EXPERIMENTS = {
+    "flow-vs-vae": "scratchdgm.experiments.flow_vs_vae",
+}
 
 
 def get_experiment(name):
