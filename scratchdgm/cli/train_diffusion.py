@@ -58,9 +58,12 @@ def run(args):
     model.check_data(x_train, "training data")
     model.check_data(x_test, "test data")
     os.makedirs(args.out, exist_ok=True)
+    # no per-epoch validation: one bound over whole noising chains costs T network passes per
+    # point (measured: 0.21 s of CPU for the 500 test points against 0.036 s for a training
+    # epoch); the test ELBO is computed once, below
     model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              X_val=x_test, checkpoint=checkpoint, resume=args.resume,
-              progress=not args.no_progress, random_state=args.seed)
+              checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress,
+              random_state=args.seed)
     hist = model.history_
     terms = model.elbo_terms(x_test, k=4, random_state=np.random.default_rng([args.seed, 1]))
     samples, trajectory = model.sample(len(x_test), np.random.default_rng([args.seed, 4]),

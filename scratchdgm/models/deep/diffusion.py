@@ -621,8 +621,9 @@ class DiffusionModel(Module):
             blas_threads=1):
         r"""Train by minibatch Adam on :meth:`objective`, through
         :func:`scratchdgm.models.deep.training.fit` (checkpoints with exact resume, a progress
-        bar, the NaN guard; the validation column is :meth:`bound` with ``val_k`` chains).
-        Returns ``self``."""
+        bar, the NaN guard; the validation column is :meth:`bound` with ``val_k`` chains,
+        which costs T network passes per point of ``X_val``: keep it small). Returns
+        ``self``."""
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                       binarize="none", checkpoint=checkpoint, resume=resume,
                       progress=progress, random_state=random_state, val_k=val_k,
