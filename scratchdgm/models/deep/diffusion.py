@@ -362,7 +362,7 @@ class NoiseSchedule:
 
 
 @_persistence.register_model
-class DiffusionModel(Module):
+class DiffusionModel(_persistence.SaveLoadMixin, Module):
     r"""A DDPM on :math:`\mathbb R^d`: a fixed Gaussian noising encoder over T steps and an MLP
     noise predictor :math:`\varepsilon_\theta(x_t, t)`, trained on the ELBO (or on Ho et al.'s
     simplified loss).
@@ -704,16 +704,6 @@ class DiffusionModel(Module):
             "k": self.k,
             "dtype": self.dtype.name,
         }
-
-    def save(self, path, metadata=None, *, extra_arrays=None):
-        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
-        :func:`scratchdgm.models.deep.persistence.save_model`."""
-        _persistence.save_model(self, path, metadata, extra_arrays=extra_arrays)
-
-    @classmethod
-    def load(cls, path):
-        r"""Rebuild a model saved by :meth:`save` or by a training checkpoint."""
-        return _persistence.load_model(path)
 
     def extra_repr(self):
         return (f"input_dim={self.input_dim}, n_steps={self.n_steps}, "

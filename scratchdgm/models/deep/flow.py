@@ -228,7 +228,7 @@ class AffineCoupling(Module):
 
 
 @_persistence.register_model
-class RealNVP(Module):
+class RealNVP(_persistence.SaveLoadMixin, Module):
     r"""A RealNVP normalizing flow on :math:`\mathbb R^d`: affine couplings with alternating
     masks and a standard normal base, fitted by exact maximum likelihood.
 
@@ -473,16 +473,6 @@ class RealNVP(Module):
             "masks": self.masks.astype(int).tolist(),
             "dtype": self.dtype.name,
         }
-
-    def save(self, path, metadata=None, *, extra_arrays=None):
-        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
-        :func:`scratchdgm.models.deep.persistence.save_model`."""
-        _persistence.save_model(self, path, metadata, extra_arrays=extra_arrays)
-
-    @classmethod
-    def load(cls, path):
-        r"""Rebuild a model saved by :meth:`save` or by a training checkpoint."""
-        return _persistence.load_model(path)
 
     def extra_repr(self):
         return (f"input_dim={self.input_dim}, n_layers={self.n_layers}, "

@@ -79,7 +79,7 @@ class WeightedSamples(NamedTuple):
 
 
 @_persistence.register_model
-class VAE(Module):
+class VAE(_persistence.SaveLoadMixin, Module):
     r"""Variational autoencoder: a DLVM with a Gaussian amortised encoder, trained on
     :math:`\mathcal L_1`.
 
@@ -407,17 +407,6 @@ class VAE(Module):
             "kl": self.kl,
             "dtype": self.dtype.name,
         }
-
-    def save(self, path, metadata=None, *, extra_arrays=None):
-        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
-        :func:`scratchdgm.models.deep.persistence.save_model`."""
-        _persistence.save_model(self, path, metadata, extra_arrays=extra_arrays)
-
-    @classmethod
-    def load(cls, path):
-        r"""Rebuild the model (whichever class was saved) from a file written by :meth:`save`
-        or by training checkpoints; see :func:`scratchdgm.models.deep.persistence.load_model`."""
-        return _persistence.load_model(path)
 
     def extra_repr(self):
         return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "
