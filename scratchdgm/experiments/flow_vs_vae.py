@@ -104,8 +104,8 @@ def run(out_dir, quick=False, seed=0, data="moons"):
         "RealNVP: exact log p": {"exact": flow_ll},
         r"VAE: $\mathcal{L}_K$": {"k": ks, "bound": [bounds[k][0] for k in ks]},
         r"diffusion: $\mathcal{L}_K$": {"k": dks, "bound": [diffusion_bounds[k][0]
-                                                           for k in dks]},
-        "diffusion: ELBO (KL form)": {"exact": diffusion_elbo},
+                                                           for k in dks], "color": "C2"},
+        "diffusion: ELBO (KL form)": {"exact": diffusion_elbo, "color": "C2"},
     }
     path = out_dir / "flow_vs_vae.png"
     plot_flow_vs_vae(x_test, (xx, yy), log_densities, curves, path,

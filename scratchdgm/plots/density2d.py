@@ -238,7 +238,8 @@ def plot_flow_vs_vae(data, grid, log_densities, curves, path, *,
         Model name -> either ``{'exact': float}`` (a horizontal line: an exact log-likelihood or
         a single bound) or ``{'k': [...], 'bound': [...]}`` (:math:`\mathcal L_K` against K,
         log axis; the same test points at every K, so the differences are far more precise
-        than each value's spread over the points).
+        than each value's spread over the points); an optional ``'color'`` matches the lines
+        of one model.
     path : str or os.PathLike
     """
     path = _check_path(path)
@@ -256,7 +257,7 @@ def plot_flow_vs_vae(data, grid, log_densities, curves, path, *,
         _square(ax, xlim, ylim)
     ax = axes[-1]
     for i, (name, c) in enumerate(curves.items()):
-        color = f"C{i}"
+        color = c.get("color", f"C{i}")
         if "exact" in c:
             ax.axhline(c["exact"], color=color, lw=1.6, ls="-" if i == 0 else "--",
                        label=f"{name}: {c['exact']:.3f}")
