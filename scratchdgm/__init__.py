@@ -48,6 +48,7 @@ _LAZY = {
     "load_model": "scratchdgm.models.deep",
     "RealNVP": "scratchdgm.models.deep",
     "DiffusionModel": "scratchdgm.models.deep",
+    "evaluate": "scratchdgm.evaluation",
 }
 
 _SUBMODULES = {

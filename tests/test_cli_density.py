@@ -76,3 +76,18 @@ def test_bad_arguments(tmp_path, capsys, argv, message):
     assert main([*argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_eval_of_a_flow_run_is_its_exact_log_likelihood(runs, capsys):
+    # every L_K of a flow is its exact log-likelihood, so any K gives what train wrote
+    m = json.loads((runs / "flow" / "metrics.json").read_text())
+    assert main(["eval", str(runs / "flow"), "--k", "3", "--backend", "numpy",
+                 "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert f"test log-likelihood {m['test_log_likelihood']:.3f} (K=3)" in out
+
+
+def test_eval_of_a_diffusion_run_says_where_its_bounds_are(runs, capsys):
+    assert main(["eval", str(runs / "ddpm"), "--backend", "numpy"]) == 2
+    err = capsys.readouterr().err
+    assert "DiffusionModel" in err and "metrics.json" in err

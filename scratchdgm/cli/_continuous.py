@@ -9,9 +9,7 @@ about this: it is the noise level) and a Gaussian fitted to the training data (a
 only gets the mean and covariance right).
 """
 
-import os
-
-from scratchdgm.cli._runs import CHECKPOINT_NAME, load_data
+from scratchdgm.cli._runs import CommandError, check_backend, check_new_or_resumed, load_data
 
 __all__ = ["add_common_arguments", "prepare_run", "sample_statistics", "format_statistics"]
 
@@ -21,47 +19,58 @@ def add_common_arguments(parser, *, epochs, batch_size, lr):
     parser.add_argument("--data", default="moons",
                         help="moons, pinwheel, ring, toy, heavy-tailed or digits-continuous "
                              "(continuous data; default moons)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help="total number of epochs, also when resuming (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="points per Adam step (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=lr, help="Adam step size (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seeds data, weights and draws")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    parser.add_argument("--backend", default="numpy",
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cuda", "auto"],
                         help="kernel backend: numpy (default: these networks are too small for "
                              "the compiled kernels to pay for their compilation), numba, cuda "
                              "or auto")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the checkpoint in --out (settings must match)")
+                        help="continue the checkpoint in --out (same settings and data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def prepare_run(args, positive=("epochs", "batch_size")):
-    r"""Check the arguments and the data before creating anything on disk.
+    r"""Check the arguments, the backend and the data before creating anything on disk.
 
     Returns
     -------
     ds : dict
         From :func:`scratchdgm.cli._runs.load_data`.
     checkpoint : str
-        The checkpoint path inside ``--out``.
+        The checkpoint path inside ``--out`` (see
+        :func:`scratchdgm.cli._runs.check_new_or_resumed`).
+    backend : str
+        The concrete backend (:func:`scratchdgm.cli._runs.check_backend`).
+
+    Raises
+    ------
+    CommandError
+        For a bad argument, a backend that cannot run here, an existing checkpoint without
+        ``--resume``, or binary data.
     """
+    import math
+
     for name in positive:
         value = getattr(args, name)
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
-    checkpoint = os.path.join(args.out, CHECKPOINT_NAME)
-    if os.path.exists(checkpoint) and not args.resume:
-        raise FileExistsError(f"{checkpoint} exists; pass --resume to continue that run, or "
-                              f"choose another --out (nothing was overwritten)")
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise CommandError(f"--lr must be > 0 (and finite), got {args.lr}")
+    backend = check_backend(args.backend)
+    checkpoint = check_new_or_resumed(args.out, args.resume)
     ds = load_data(args.data, args.seed)
     if ds["binary"]:
-        raise ValueError(f"--data {args.data} is binary, and this model is a density of "
-                         f"continuous data; use digits-continuous or a 2-D toy set (moons, "
-                         f"pinwheel, ring)")
-    return ds, checkpoint
+        raise CommandError(f"--data {args.data} is binary, and this model is a density of "
+                           f"continuous data; use digits-continuous or a 2-D toy set (moons, "
+                           f"pinwheel, ring)")
+    return ds, checkpoint, backend
 
 
 def sample_statistics(samples, ds, seed=0):

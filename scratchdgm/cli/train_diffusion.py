@@ -17,7 +17,13 @@ from scratchdgm.cli._continuous import (
     prepare_run,
     sample_statistics,
 )
-from scratchdgm.cli._runs import METRICS_NAME
+from scratchdgm.cli._runs import (
+    METRICS_NAME,
+    data_record,
+    fit_or_explain,
+    parse_hidden,
+    run_directory,
+)
 
 HELP = "diffusion model (DDPM) trained on its ELBO, a hierarchical VAE (Ho et al. 2020)"
 
@@ -43,27 +49,27 @@ def run(args):
     import numpy as np
 
     from scratchdgm.checkpoint import write_json_atomic
-    from scratchdgm.cli.train import parse_hidden
     from scratchdgm.models.deep.diffusion import DiffusionModel
     from scratchdgm.plots.density2d import plot_diffusion, plot_samples_vs_data
 
-    ds, checkpoint = prepare_run(args, positive=("epochs", "batch_size", "steps", "k",
+    ds, checkpoint, backend = prepare_run(args, positive=("epochs", "batch_size", "steps", "k",
                                                  "eval_k"))
     x_train, x_test = ds["x_train"], ds["x_test"]
     model = DiffusionModel(x_train.shape[1], args.steps, parse_hidden(args.hidden),
                            schedule=args.schedule, reverse_variance=args.reverse_variance,
                            loss=args.loss, activation=args.activation, k=args.k,
                            dtype=np.dtype(args.dtype), random_state=args.seed,
-                           backend=args.backend)
+                           backend=backend)
     model.check_data(x_train, "training data")
     model.check_data(x_test, "test data")
-    os.makedirs(args.out, exist_ok=True)
     # no per-epoch validation: one bound over whole noising chains costs T network passes per
     # point (measured: 0.21 s of CPU for the 500 test points against 0.036 s for a training
     # epoch); the test ELBO is computed once, below
-    model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress,
-              random_state=args.seed)
+    with run_directory(args.out):
+        fit_or_explain(model, x_train, ckpt=checkpoint, out=args.out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, resume=args.resume,
+                       progress=not args.no_progress, random_state=args.seed,
+                       metadata=data_record(args.data, args.seed))
     hist = model.history_
     terms = model.elbo_terms(x_test, k=4, random_state=np.random.default_rng([args.seed, 1]))
     samples, trajectory = model.sample(len(x_test), np.random.default_rng([args.seed, 4]),
@@ -73,7 +79,7 @@ def run(args):
     metrics = {
         "model": "diffusion", "data": args.data, "seed": args.seed, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "config": model.config(),
-        "backend": args.backend,
+        "backend": backend,
         "test_elbo": float(-terms.sum(axis=1).mean()),
         "test_elbo_terms": {"L_0": float(terms[:, 0].mean()),
                             "sum L_1..L_{T-1}": float(terms[:, 1:T].sum(axis=1).mean()),

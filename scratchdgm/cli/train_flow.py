@@ -16,7 +16,13 @@ from scratchdgm.cli._continuous import (
     prepare_run,
     sample_statistics,
 )
-from scratchdgm.cli._runs import METRICS_NAME
+from scratchdgm.cli._runs import (
+    METRICS_NAME,
+    data_record,
+    fit_or_explain,
+    parse_hidden,
+    run_directory,
+)
 
 HELP = "RealNVP normalizing flow: exact maximum likelihood (Dinh et al. 2017)"
 
@@ -35,28 +41,28 @@ def run(args):
     import numpy as np
 
     from scratchdgm.checkpoint import write_json_atomic
-    from scratchdgm.cli.train import parse_hidden
     from scratchdgm.models.deep.flow import RealNVP
     from scratchdgm.plots.density2d import density_grid, plot_flow
 
-    ds, checkpoint = prepare_run(args, positive=("epochs", "batch_size", "layers"))
+    ds, checkpoint, backend = prepare_run(args, positive=("epochs", "batch_size", "layers"))
     x_train, x_test = ds["x_train"], ds["x_test"]
     model = RealNVP(x_train.shape[1], args.layers, parse_hidden(args.hidden),
                     activation=args.activation, max_log_scale=args.max_log_scale,
-                    dtype=np.dtype(args.dtype), random_state=args.seed, backend=args.backend)
+                    dtype=np.dtype(args.dtype), random_state=args.seed, backend=backend)
     model.check_data(x_train, "training data")
     model.check_data(x_test, "test data")
-    os.makedirs(args.out, exist_ok=True)
-    model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              X_val=x_test, checkpoint=checkpoint, resume=args.resume,
-              progress=not args.no_progress, random_state=args.seed)
+    with run_directory(args.out):
+        fit_or_explain(model, x_train, ckpt=checkpoint, out=args.out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, X_val=x_test,
+                       resume=args.resume, progress=not args.no_progress,
+                       random_state=args.seed, metadata=data_record(args.data, args.seed))
     hist = model.history_
     samples = model.sample(len(x_test), random_state=np.random.default_rng([args.seed, 4]))
     stats = sample_statistics(samples, ds, args.seed)
     metrics = {
         "model": "flow", "data": args.data, "seed": args.seed, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "config": model.config(),
-        "backend": args.backend,
+        "backend": backend,
         "test_log_likelihood": model.score(x_test),
         "train_log_likelihood": model.score(x_train),
         "energy_distance": stats,

@@ -618,7 +618,7 @@ class DiffusionModel(_persistence.SaveLoadMixin, Module):
 
     def fit(self, X, *, epochs=100, batch_size=128, lr=1e-3, X_val=None, checkpoint=None,
             resume=False, progress=True, random_state=0, val_k=None, callback=None,
-            blas_threads=1):
+            blas_threads=1, metadata=None):
         r"""Train by minibatch Adam on :meth:`objective`, through
         :func:`scratchdgm.models.deep.training.fit` (checkpoints with exact resume, a progress
         bar, the NaN guard; the validation column is :meth:`bound` with ``val_k`` chains,
@@ -627,7 +627,7 @@ class DiffusionModel(_persistence.SaveLoadMixin, Module):
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                       binarize="none", checkpoint=checkpoint, resume=resume,
                       progress=progress, random_state=random_state, val_k=val_k,
-                      callback=callback, blas_threads=blas_threads)
+                      callback=callback, blas_threads=blas_threads, metadata=metadata)
         return self
 
     def score_samples(self, X, k=1, random_state=None):
@@ -639,17 +639,18 @@ class DiffusionModel(_persistence.SaveLoadMixin, Module):
         r"""The mean ELBO over the rows of ``X`` (a lower bound on the mean log-likelihood)."""
         return float(np.mean(self.score_samples(X, k, random_state)))
 
-    def bound_samples(self, X, k=None, random_state=None):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
         r"""One draw of :math:`\mathcal L_K(x_i)` per row (default K: the model's ``k``) with
         :meth:`log_weights`; see :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
         k = self.k if k is None else check_positive_int(k, "k", "bound")
         # a batch of B points costs k * T rows of the network: keep that near 20000
         return _evaluation.bound_samples(self, X, k, random_state,
-                                         batch_size=max(1, 20_000 // (k * self.n_steps)))
+                                         batch_size=max(1, 20_000 // (k * self.n_steps)),
+                                         progress=progress)
 
-    def bound(self, X, k=None, random_state=None):
+    def bound(self, X, k=None, random_state=None, *, progress=True):
         r"""The mean of :meth:`bound_samples`."""
-        return float(np.mean(self.bound_samples(X, k, random_state)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
 
     def sample(self, n_samples=1, random_state=None, *, return_trajectory=False,
                progress=False):

@@ -294,6 +294,8 @@ class RealNVP(_persistence.SaveLoadMixin, Module):
         super().__init__()
         where = type(self).__name__
         self.input_dim = check_int(input_dim, "input_dim", 2, where)
+        # the code z = f(x) has the data's dimension (read as a VAE: d = p)
+        self.latent_dim = self.input_dim
         self.n_layers = check_int(n_layers, "n_layers", 1, where)
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
@@ -394,7 +396,8 @@ class RealNVP(_persistence.SaveLoadMixin, Module):
         return check_observations(X, self.input_dim, self.dtype, where)
 
     def fit(self, X, *, epochs=100, batch_size=100, lr=1e-3, X_val=None, checkpoint=None,
-            resume=False, progress=True, random_state=0, callback=None, blas_threads=1):
+            resume=False, progress=True, random_state=0, callback=None, blas_threads=1,
+            metadata=None):
         r"""Maximum likelihood by minibatch Adam, through
         :func:`scratchdgm.models.deep.training.fit` (checkpoints with exact resume, a progress
         bar, the NaN guard); the "bound" it reports per epoch is the exact mean
@@ -402,7 +405,7 @@ class RealNVP(_persistence.SaveLoadMixin, Module):
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                       binarize="none", checkpoint=checkpoint, resume=resume,
                       progress=progress, random_state=random_state, callback=callback,
-                      blas_threads=blas_threads)
+                      blas_threads=blas_threads, metadata=metadata)
         return self
 
     def score_samples(self, X, k=None, random_state=None, chunk_size=10_000):
@@ -420,14 +423,14 @@ class RealNVP(_persistence.SaveLoadMixin, Module):
         r"""The mean exact log-likelihood of the rows of ``X``, in nats per point."""
         return float(np.mean(self.score_samples(X)))
 
-    def bound_samples(self, X, k=None, random_state=None):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
         r""":math:`\mathcal L_K(x_i)` for any K, which for a flow is :math:`\log p(x_i \mid
         \theta)` exactly (see :meth:`log_weights`)."""
-        return _evaluation.bound_samples(self, X, 1, random_state)
+        return _evaluation.bound_samples(self, X, 1, random_state, progress=progress)
 
-    def bound(self, X, k=None, random_state=None):
+    def bound(self, X, k=None, random_state=None, *, progress=True):
         r"""The mean of :meth:`bound_samples`: the exact mean log-likelihood."""
-        return float(np.mean(self.bound_samples(X, k, random_state)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
 
     def transform(self, X):
         r"""The codes :math:`z = f_\theta(x)`, shape (n, d): the posterior "mean" of the
