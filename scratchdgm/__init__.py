@@ -34,6 +34,7 @@ _LAZY = {
     "log_sigmoid": "scratchdgm.autodiff",
     "binary_cross_entropy_with_logits": "scratchdgm.autodiff",
     "logsumexp": "scratchdgm.autodiff",
+    "jacobian": "scratchdgm.autodiff",
     # backends
     "set_backend": "scratchdgm.backend",
     "get_backend": "scratchdgm.backend",
@@ -45,6 +46,8 @@ _LAZY = {
     "VAE": "scratchdgm.models.deep",
     "IWAE": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
+    "RealNVP": "scratchdgm.models.deep",
+    "DiffusionModel": "scratchdgm.models.deep",
     "evaluate": "scratchdgm.evaluation",
 }
 

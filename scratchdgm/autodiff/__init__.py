@@ -7,7 +7,8 @@ Read it in this order:
 2. :mod:`~scratchdgm.autodiff.function` -- what an op is (forward and backward side by side);
 3. :mod:`~scratchdgm.autodiff.ops` -- every op's derivative, and the Tensor methods that call
    them (``+``, ``@``, ``exp``, ``sum``, ...);
-4. :mod:`~scratchdgm.autodiff.gradcheck` -- how we know the derivatives are right.
+4. :mod:`~scratchdgm.autodiff.gradcheck` -- how we know the derivatives are right;
+5. :mod:`~scratchdgm.autodiff.jacobian` -- whole Jacobian matrices, one backward pass per row.
 """
 
 from scratchdgm.autodiff.grad_mode import is_grad_enabled, no_grad
@@ -22,9 +23,11 @@ from scratchdgm.autodiff.ops import (
     where,
 )
 from scratchdgm.autodiff.gradcheck import GradcheckError, gradcheck
+from scratchdgm.autodiff.jacobian import batch_jacobian, jacobian
 
 __all__ = [
     "Tensor", "tensor", "Function", "Context", "unbroadcast", "no_grad", "is_grad_enabled",
     "concatenate", "stack", "where", "logsumexp", "log_sigmoid",
     "binary_cross_entropy_with_logits", "gradcheck", "GradcheckError",
+    "jacobian", "batch_jacobian",
 ]

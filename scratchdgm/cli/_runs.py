@@ -285,5 +285,7 @@ def evaluate_model(model, x_test, *, eval_k=5000, x_train=None, seed=0, bound_ks
     bounds = {str(k): report.bounds[k]["mean"] for k in bound_ks}
     return {"test_log_likelihood": report.bounds[int(eval_k)]["mean"], "eval_k": int(eval_k),
             "eval_seconds": report.seconds, "test_bounds": bounds, "active_units": units,
-            "latent_dim": model.latent_dim, "evaluation": report.as_dict(),
+            # (None for a model without one latent vector per point: a diffusion model's
+            # latents are a whole noising chain)
+            "latent_dim": getattr(model, "latent_dim", None), "evaluation": report.as_dict(),
             "evaluation_text": report.format()}

@@ -60,6 +60,13 @@ def _evaluate(args):
                            f"`scratchdgm train`")
     metrics = read_metrics(args.dir)
     model = load_model(ckpt)
+    if not (hasattr(model, "transform") or hasattr(model, "posterior_means")):
+        # the evaluator's protocol needs a posterior mean per latent layer (scratchdgm.evaluate)
+        raise CommandError(f"{ckpt} holds a {type(model).__name__}, which has no posterior mean "
+                           f"per point for this report (a diffusion model's latents are a "
+                           f"whole noising chain); its test ELBO and bound L_K are in "
+                           f"{os.path.join(args.dir, METRICS_NAME)}, written by `scratchdgm "
+                           f"train`, and from Python model.score(X) and model.bound(X, k)")
     spec, data_seed = recorded_data(model, metrics)
     if args.data is None and spec is None:
         raise CommandError(f"{ckpt} does not record which data it was trained on (a checkpoint "
@@ -85,8 +92,10 @@ def _evaluate(args):
                                  x_train=ds["x_train"], seed=args.seed,
                                  data_description={"data": args.data or spec, "split": "test",
                                                    "binarisation": binarisation})
-    print(f"{ckpt}: test log-likelihood {result['test_log_likelihood']:.3f} (K={args.k}); "
-          f"active units {result['active_units']}/{model.latent_dim} on the training data")
+    units = ("" if result["latent_dim"] is None else
+             f"; active units {result['active_units']}/{result['latent_dim']} on the training "
+             f"data")
+    print(f"{ckpt}: test log-likelihood {result['test_log_likelihood']:.3f} (K={args.k}){units}")
     print(result["evaluation_text"])
     if not args.no_write:
         metrics.update(result)

@@ -61,7 +61,9 @@ def run(args):
             raise CommandError(f"{ckpt} not found; expected a directory written by "
                                f"`scratchdgm train`")
         model = load_model(ckpt)
-        draw = model.sample if args.binary else model.sample_means
+        # models without a decoder mean (flows, diffusion) draw x ~ p(x) either way
+        draw = (model.sample if args.binary or not hasattr(model, "sample_means")
+                else model.sample_means)
         x = draw(args.n, random_state=args.seed)
     path = plot_samples(x, image, title=f"{type(model).__name__} k={model.k}: samples")
     np.save(array, x)

@@ -37,7 +37,10 @@ from scratchdgm.cli._runs import (
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
 
 #: model families trained by other modules: name -> module (HELP, configure_parser, run)
-FAMILIES = {}
+FAMILIES = {
+    "diffusion": "scratchdgm.cli.train_diffusion",
+    "flow": "scratchdgm.cli.train_flow",
+}
 
 
 class LazyChoices:

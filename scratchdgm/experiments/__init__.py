@@ -50,6 +50,7 @@ EXPERIMENTS = {
     "naive-vs-is": "scratchdgm.experiments.naive_vs_is",
     "score-function": "scratchdgm.experiments.score_function",
     "bounds": "scratchdgm.experiments.bounds",
+    "flow-vs-vae": "scratchdgm.experiments.flow_vs_vae",
 }
 
 

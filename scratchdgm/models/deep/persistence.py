@@ -11,7 +11,8 @@ from scratchdgm.checkpoint import load_npz, save_npz
 from scratchdgm.validation import NonFiniteError
 
 __all__ = ["CHECKPOINT_KIND", "CHECKPOINT_VERSION", "register_model", "save_model",
-           "load_model", "model_from_config", "check_same_architecture", "model_arrays"]
+           "load_model", "model_from_config", "check_same_architecture", "model_arrays",
+           "SaveLoadMixin"]
 
 CHECKPOINT_KIND = "dlvm"
 CHECKPOINT_VERSION = 1
@@ -120,3 +121,19 @@ def check_same_architecture(model, config, path="the checkpoint"):
     if diffs:
         raise ValueError(f"{path} holds a different architecture ({'; '.join(diffs)}); "
                          f"expected the same config as this model")
+
+
+class SaveLoadMixin:
+    r"""``save`` and ``load`` for a registered model class (one that defines ``config()`` and
+    is a :class:`~scratchdgm.nn.Module`): the methods every deep model shares, written once."""
+
+    def save(self, path, metadata=None, *, extra_arrays=None):
+        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
+        :func:`scratchdgm.models.deep.persistence.save_model`."""
+        save_model(self, path, metadata, extra_arrays=extra_arrays)
+
+    @classmethod
+    def load(cls, path):
+        r"""Rebuild the model (whichever class was saved) from a file written by :meth:`save`
+        or by training checkpoints; see :func:`scratchdgm.models.deep.persistence.load_model`."""
+        return load_model(path)

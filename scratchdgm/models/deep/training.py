@@ -89,15 +89,21 @@ def format_bound(value):
 def _binarize_mode(model, X, binarize):
     if binarize not in ("auto", "dynamic", "none", None, False, True):
         raise ValueError(f"binarize must be 'auto', 'dynamic' or 'none', got {binarize!r}")
+    # models of continuous data without an observation model (flows, diffusion) never binarise
+    observation = getattr(model, "observation", None)
+    binary = observation is not None and observation.binary_data
     if binarize in ("none", None, False):
         return "none"
     if binarize in ("dynamic", True):
-        if not model.observation.binary_data:
+        if not binary:
+            kind = (f"a {observation.kind!r} likelihood" if observation is not None
+                    else f"no observation model ({type(model).__name__} is a model of "
+                         f"continuous data)")
             raise ValueError("dynamic binarisation only makes sense for a Bernoulli likelihood; "
-                             f"this model has a {model.observation.kind!r} likelihood")
+                             f"this model has {kind}")
         return "dynamic"
     # auto: dynamic for a Bernoulli likelihood on non-binary intensities in [0, 1]
-    if model.observation.binary_data and not np.all((X == 0) | (X == 1)):
+    if binary and not np.all((X == 0) | (X == 1)):
         return "dynamic"
     return "none"
 
@@ -135,6 +141,13 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
     Parameters
     ----------
     model : VAE, IWAE or another deep model of the library
+        What the loop needs of a model: ``check_data(X, where, allow_unit_interval=...)``,
+        ``objective(x, k, rng)`` (the loss of one minibatch, a scalar Tensor), ``bound(X, k,
+        random_state)`` (for ``X_val``), the attributes ``k``, ``dtype`` and ``backend``, and
+        the :class:`~scratchdgm.nn.Module` methods (``parameters``, ``state_dict``,
+        ``load_state_dict``) with ``config`` and ``save`` for checkpoints. An ``observation``
+        model is optional: without one (a flow, a diffusion model: continuous data) nothing is
+        binarised.
     X : ndarray, shape (n, p)
         Training data (for a Bernoulli likelihood: binary, or intensities in [0, 1] that are
         binarised dynamically).
@@ -222,7 +235,7 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"fit: metadata must be a dict or None, got {type(metadata).__name__}")
     mode = _binarize_mode(model, X, binarize)
-    if mode == "none":
+    if mode == "none" and getattr(model, "observation", None) is not None:
         model.observation.check_data(X, "X")
     run = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "k": model.k,
            "binarize": mode, "random_state": int(random_state), "n_train": int(len(X)),

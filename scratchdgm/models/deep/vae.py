@@ -43,6 +43,7 @@ from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.deep import evaluation as _evaluation
 from scratchdgm.models.deep import persistence as _persistence
 from scratchdgm.models.deep import training as _training
+from scratchdgm.models.deep.checks import check_observations
 from scratchdgm.models.deep.observation import make_observation
 from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
@@ -78,7 +79,7 @@ class WeightedSamples(NamedTuple):
 
 
 @_persistence.register_model
-class VAE(Module):
+class VAE(_persistence.SaveLoadMixin, Module):
     r"""Variational autoencoder: a DLVM with a Gaussian amortised encoder, trained on
     :math:`\mathcal L_1`.
 
@@ -314,28 +315,7 @@ class VAE(Module):
             (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
             dynamically).
         """
-        if isinstance(X, _ad.Tensor):
-            X = X.data
-        try:
-            arr = np.asarray(X)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{where} must be array-like, got {type(X).__name__}") from exc
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{where} must be a numeric array of shape (n_samples, "
-                            f"{self.input_dim}), got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise ValueError(f"{where} must be 2-D, shape (n_samples, {self.input_dim}); got "
-                             f"shape {arr.shape}")
-        if arr.shape[1] != self.input_dim:
-            raise ValueError(f"{where} has {arr.shape[1]} columns but the model was built with "
-                             f"input_dim = {self.input_dim}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{where} has no rows; expected at least one sample")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.all(np.isfinite(arr)):
-            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
-            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
-                             f"expected finite values")
+        arr = check_observations(X, self.input_dim, self.dtype, where)
         if self.observation.binary_data:
             if allow_unit_interval:
                 if arr.min() < 0 or arr.max() > 1:
@@ -526,17 +506,6 @@ class VAE(Module):
             "kl": self.kl,
             "dtype": self.dtype.name,
         }
-
-    def save(self, path, metadata=None, *, extra_arrays=None):
-        r"""Write the model to ``path`` (``.npz``, atomic, no pickle); see
-        :func:`scratchdgm.models.deep.persistence.save_model`."""
-        _persistence.save_model(self, path, metadata, extra_arrays=extra_arrays)
-
-    @classmethod
-    def load(cls, path):
-        r"""Rebuild the model (whichever class was saved) from a file written by :meth:`save`
-        or by training checkpoints; see :func:`scratchdgm.models.deep.persistence.load_model`."""
-        return _persistence.load_model(path)
 
     def extra_repr(self):
         return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "
