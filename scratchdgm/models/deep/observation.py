@@ -101,6 +101,60 @@ class ObservationModel(Module):
         finite data, which the model checks before calling this)."""
         return None
 
+    def validate_data(self, X, where="X", *, allow_unit_interval=False):
+        r"""Validate observations of this model and return them as a C-contiguous array of its
+        dtype: the ``check_data`` of every deep model of the library.
+
+        Parameters
+        ----------
+        X : array_like or Tensor, shape (n, p)
+        where : str
+            The name the error messages give ``X``.
+        allow_unit_interval : bool
+            For a binary observation model, also accept values in [0, 1] (grey levels, to be
+            binarised dynamically during training).
+
+        Raises
+        ------
+        TypeError
+            Non-numeric data.
+        ValueError
+            Not 2-D, wrong number of columns, no rows, NaN / inf, or (binary models) values
+            other than 0/1 (or outside [0, 1] when ``allow_unit_interval``).
+        """
+        if isinstance(X, _ad.Tensor):
+            X = X.data
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # pragma: no cover - exotic inputs
+            raise TypeError(f"{where} must be array-like, got {type(X).__name__}") from exc
+        p = self.input_dim
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{where} must be a numeric array of shape (n_samples, {p}), got "
+                            f"dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"{where} must be 2-D, shape (n_samples, {p}); got shape "
+                             f"{arr.shape}")
+        if arr.shape[1] != p:
+            raise ValueError(f"{where} has {arr.shape[1]} columns but the model was built with "
+                             f"input_dim = {p}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{where} has no rows; expected at least one sample")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.all(np.isfinite(arr)):
+            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
+                             f"expected finite values")
+        if self.binary_data:
+            if allow_unit_interval:
+                if arr.min() < 0 or arr.max() > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
+                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
+                                     f"data, or intensities in [0, 1] to binarise dynamically")
+            else:
+                self.check_data(arr, where)
+        return arr
+
     def config(self):
         r"""The constructor settings, JSON-serialisable (stored in checkpoints)."""
         return {"kind": self.kind}

@@ -278,7 +278,8 @@ class VAE(Module):
     # -- the public boundary -----------------------------------------------------------------
 
     def check_data(self, X, where="X", *, allow_unit_interval=False):
-        r"""Validate observations and return them as a C-contiguous array of the model's dtype.
+        r"""Validate observations and return them as a C-contiguous array of the model's dtype
+        (:meth:`~scratchdgm.models.deep.observation.ObservationModel.validate_data`).
 
         Raises
         ------
@@ -289,37 +290,7 @@ class VAE(Module):
             (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
             dynamically).
         """
-        if isinstance(X, _ad.Tensor):
-            X = X.data
-        try:
-            arr = np.asarray(X)
-        except Exception as exc:  # pragma: no cover - exotic inputs
-            raise TypeError(f"{where} must be array-like, got {type(X).__name__}") from exc
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{where} must be a numeric array of shape (n_samples, "
-                            f"{self.input_dim}), got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise ValueError(f"{where} must be 2-D, shape (n_samples, {self.input_dim}); got "
-                             f"shape {arr.shape}")
-        if arr.shape[1] != self.input_dim:
-            raise ValueError(f"{where} has {arr.shape[1]} columns but the model was built with "
-                             f"input_dim = {self.input_dim}")
-        if arr.shape[0] == 0:
-            raise ValueError(f"{where} has no rows; expected at least one sample")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.all(np.isfinite(arr)):
-            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
-            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
-                             f"expected finite values")
-        if self.observation.binary_data:
-            if allow_unit_interval:
-                if arr.min() < 0 or arr.max() > 1:
-                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
-                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
-                                     f"data, or intensities in [0, 1] to binarise dynamically")
-            else:
-                self.observation.check_data(arr, where)
-        return arr
+        return self.observation.validate_data(X, where, allow_unit_interval=allow_unit_interval)
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
