@@ -23,7 +23,10 @@ from importlib import import_module
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
 
 #: model families trained by other modules: name -> module (HELP, configure_parser, run)
-FAMILIES = {}
+FAMILIES = {
+    "catvae": "scratchdgm.cli.train_catvae",
+    "gmvae": "scratchdgm.cli.train_gmvae",
+}
 
 
 def configure_parser(parser):

@@ -45,7 +45,9 @@ class ExperimentResult:
 
 
 #: experiment name -> module, in the order of the course
-EXPERIMENTS = {}
+EXPERIMENTS = {
+    "discrete-gradients": "scratchdgm.experiments.discrete_gradients",
+}
 
 
 def get_experiment(name):

@@ -48,10 +48,26 @@ from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
 from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
 
-__all__ = ["VAE", "IWAE", "WeightedSamples"]
+__all__ = ["VAE", "IWAE", "WeightedSamples", "check_networks"]
 
 #: hidden activations of the networks: those of the one table, scratchdgm.nn.ACTIVATIONS
 _HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
+
+
+def check_networks(hidden, activation, where):
+    r"""The hidden-layer widths and the hidden activation of a model's MLPs, validated:
+    ``(hidden, activation)`` as a tuple of positive ints (an int is one layer) and a lower-case
+    name of :data:`scratchdgm.nn.ACTIVATIONS` other than ``'identity'``."""
+    if isinstance(hidden, (int, np.integer)):
+        hidden = (hidden,)
+    hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+    if not isinstance(activation, str):
+        raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
+                        f"{type(activation).__name__}")
+    if activation.lower() not in _HIDDEN_ACTIVATIONS:
+        raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
+                         f"{activation!r}")
+    return hidden, activation.lower()
 
 
 class WeightedSamples(NamedTuple):
@@ -156,16 +172,7 @@ class VAE(Module):
         where = type(self).__name__
         self.input_dim = check_positive_int(input_dim, "input_dim", where)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
-        if isinstance(hidden, (int, np.integer)):
-            hidden = (hidden,)
-        self.hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
-        if not isinstance(activation, str):
-            raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
-                            f"{type(activation).__name__}")
-        self.activation = activation.lower()
-        if self.activation not in _HIDDEN_ACTIVATIONS:
-            raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
-                             f"{activation!r}")
+        self.hidden, self.activation = check_networks(hidden, activation, where)
         self.k = check_positive_int(self.default_k if k is None else k, "k", where)
         if kl not in ("auto", "analytic", "mc"):
             raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
