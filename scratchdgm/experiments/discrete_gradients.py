@@ -23,9 +23,11 @@ estimator: the logits are where the estimators differ.) Three estimators:
 * score function, :math:`f(c)\, \nabla_l \log \pi_c` with :math:`c \sim q`: one term, unbiased,
   with a large variance ([Su-DGM, "Estimating $\partial
   \mathbb{E}_{q_{\phi}(z|x)}[\ln p_{\theta}(x|z)]/\partial \phi$"]: the log-derivative trick
-  and its variance). It is written here in its minimal form, without a baseline; the library's
-  general score-function estimator (``scratchdgm.estimators``, issue 9) should replace it once
-  both are merged.
+  and its variance); and the same with the baseline :math:`b = f(\arg\max_c \pi_c)`,
+  :math:`(f(c) - b) \nabla_l \log \pi_c`, still unbiased, at two terms (the "self-critical"
+  baseline of Rennie et al. 2017). Both are written here in a minimal form; the library's
+  general score-function estimator (``scratchdgm.estimators``, issue 9) should replace them
+  once both are merged.
 
 For each estimator, ``n_draws`` independent single-draw estimates :math:`\hat g` per point give
 its mean and covariance, summarised over the ``n_points`` test images as
@@ -40,7 +42,8 @@ its mean and covariance, summarised over the ``n_points`` test images as
 (the bias corrected for the Monte Carlo noise of the mean of M draws; the noise level
 :math:`\sqrt{\sum_i \operatorname{tr}\widehat{\mathrm{Cov}}_i / M \,/\, \sum_i \lVert\nabla_i
 \rVert^2}` is reported as ``mc_floor``: a bias below it cannot be told from 0), and the time
-of one minibatch gradient (20 images, forward and backward through the whole model).
+of one minibatch gradient (20 images, forward and backward through the whole model; CPU time of
+the process, the median of 15).
 
 Measured (full run, ``scratchdgm experiment discrete-gradients``, seed 0; the numbers are filled
 in by a run and reproduced in ``docs/discrete.md``): see that page.
@@ -50,7 +53,9 @@ References
 Jang, Gu & Poole (2017), *Categorical reparameterization with Gumbel-softmax*, ICLR (their
 Figure 1: the bias-variance trade-off in the temperature); Maddison, Mnih & Teh (2017), *The
 Concrete distribution*, ICLR; Williams (1992), *Simple statistical gradient-following
-algorithms for connectionist reinforcement learning* (the score function, REINFORCE).
+algorithms for connectionist reinforcement learning* (the score function, REINFORCE); Rennie
+et al. (2017), *Self-critical sequence training for image captioning*, CVPR (the greedy
+baseline).
 """
 
 import math
@@ -65,6 +70,7 @@ from scratchdgm.experiments import ExperimentResult
 from scratchdgm.models.deep.discrete import CategoricalVAE
 from scratchdgm.plots.discrete import plot_gradient_estimators
 from scratchdgm.progress import progress
+from scratchdgm.threads import blas_threads
 from scratchdgm.validation import check_int, check_rng
 
 NAME = "discrete-gradients"
@@ -106,19 +112,39 @@ def gumbel_gradients(model, x, logits, temperature, n_draws, rng):
     return leaf.grad
 
 
-def score_function_gradients(f, logits, n_draws, rng):
-    r"""``n_draws`` single-draw score-function estimates :math:`f(c)\, \nabla_l \log
+def score_function_gradients(f, logits, n_draws, rng, baseline=None):
+    r"""``n_draws`` single-draw score-function estimates :math:`(f(c) - b)\, \nabla_l \log
     \operatorname{softmax}(l)_c`, :math:`c \sim \mathrm{Cat}(\operatorname{softmax} l)`, shape
-    (n_draws, B, K): the gradient of the surrogate :math:`\sum f(c) \log q(c)` with
-    :math:`f(c)` held constant (the minimal estimator, no baseline)."""
+    (n_draws, B, K): the gradient of the surrogate :math:`\sum (f(c) - b) \log q(c)` with
+    :math:`f(c) - b` held constant.
+
+    Parameters
+    ----------
+    f : ndarray, shape (B, K)
+    logits : ndarray, shape (B, K)
+    n_draws : int
+    rng : numpy.random.Generator
+    baseline : ndarray, shape (B,), optional
+        A control variate :math:`b` that does not depend on the drawn c, so the estimate stays
+        unbiased (:math:`\mathbb E_q[\nabla_l \log q(c)] = 0`). None: :math:`b = 0`, the
+        minimal estimator.
+    """
     check_rng(rng, "score_function_gradients")
     leaf = _ad.tensor(np.broadcast_to(logits, (n_draws,) + logits.shape).copy(),
                       requires_grad=True)
     q = Categorical(leaf)
     c = q.sample((), rng)                                                 # (M, B)
     f_c = np.take_along_axis(np.broadcast_to(f, leaf.shape), c[..., None], axis=-1)[..., 0]
-    (q.log_prob(c) * f_c).sum().backward()
+    b = 0.0 if baseline is None else np.asarray(baseline)
+    (q.log_prob(c) * (f_c - b)).sum().backward()
     return leaf.grad
+
+
+def greedy_baseline(f, logits):
+    r"""The "self-critical" baseline :math:`b = f(\arg\max_c q(c \mid x))` (Rennie et al.
+    2017): the value at the most probable category, one more likelihood term, independent of
+    the drawn c. Shape (B,)."""
+    return f[np.arange(len(f)), logits.argmax(axis=-1)]
 
 
 def summarise(draws, exact):
@@ -144,20 +170,26 @@ def _surrogate(model, x, estimator, temperature, rng):
     if estimator.startswith("Gumbel"):
         return model.category_term(x, RelaxedOneHotCategorical(q.logits, temperature)
                                    .rsample((), rng)).sum()
+    eye = np.eye(model.n_categories, dtype=model.dtype)
     c = q.sample((), rng)
-    f = model.category_term(x, np.eye(model.n_categories, dtype=model.dtype)[c])
-    # the decoder gets grad f, the encoder f grad log q (the score function)
-    return (f + f.detach() * q.log_prob(c)).sum()
+    f = model.category_term(x, eye[c])
+    b = 0.0
+    if estimator.endswith("baseline"):
+        b = model.category_term(x, eye[q.logits.data.argmax(axis=-1)]).detach()
+    # the decoder gets grad f, the encoder (f - b) grad log q (the score function)
+    return (f + (f.detach() - b) * q.log_prob(c)).sum()
 
 
 def _time_ms(model, x, estimator, temperature, rng, repeats=15):
+    """Median CPU time (``time.process_time``, all threads of this process) of one forward and
+    backward pass: on a machine shared with other jobs it is steadier than the wall clock."""
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         loss = _surrogate(model, x, estimator, temperature, rng)
         model.zero_grad()
         loss.backward()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return 1e3 * float(np.median(times))
 
 
@@ -176,12 +208,14 @@ def run(out_dir, quick=False, seed=0):
     ds = load_digits_protocol()
     x = ds.x_test_binary[:cfg["n_points"]]
     x_time = ds.x_test_binary[:TIMING_BATCH]
-    names = ([f"Gumbel-softmax tau={t:g}" for t in cfg["temperatures"]] + ["score function"])
+    names = ([f"Gumbel-softmax tau={t:g}" for t in cfg["temperatures"]]
+             + ["score function", "score function, greedy baseline"])
     est = {name: {"rel_bias": [], "rel_std": [], "mc_floor": []} for name in names}
     time_ms = {name: [] for name in ["enumeration"] + names}
     for k in progress(cfg["ks"], desc=NAME, unit="K"):
         model = CategoricalVAE(64, k, (100, 100), estimator="enumerate", random_state=seed)
-        model.fit(ds.x_train, epochs=cfg["epochs"], progress=False, random_state=seed)
+        model.fit(ds.x_train, epochs=cfg["epochs"], progress=False, random_state=seed,
+                  blas_threads=1)
         rng = np.random.default_rng([seed, k])
         with _ad.no_grad():
             logits = np.array(model.encoder(x).data)
@@ -191,12 +225,15 @@ def run(out_dir, quick=False, seed=0):
             draws = gumbel_gradients(model, x, logits, t, cfg["n_draws"], rng)
             for key, v in summarise(draws, exact).items():
                 est[f"Gumbel-softmax tau={t:g}"][key].append(v)
-        draws = score_function_gradients(f, logits, cfg["n_draws"], rng)
-        for key, v in summarise(draws, exact).items():
-            est["score function"][key].append(v)
-        for name in time_ms:
-            tau = float(name.split("=")[1]) if "=" in name else None
-            time_ms[name].append(_time_ms(model, x_time, name, tau, rng))
+        for name, b in (("score function", None),
+                        ("score function, greedy baseline", greedy_baseline(f, logits))):
+            draws = score_function_gradients(f, logits, cfg["n_draws"], rng, baseline=b)
+            for key, v in summarise(draws, exact).items():
+                est[name][key].append(v)
+        with blas_threads(1):
+            for name in time_ms:
+                tau = float(name.split("=")[1]) if "=" in name else None
+                time_ms[name].append(_time_ms(model, x_time, name, tau, rng))
     numbers = {"K": list(cfg["ks"]), "estimators": est, "time_ms": time_ms,
                "settings": {**{k: (list(v) if isinstance(v, tuple) else v)
                                for k, v in cfg.items()}, "seed": seed,
@@ -207,6 +244,6 @@ def run(out_dir, quick=False, seed=0):
     for i, k in enumerate(cfg["ks"]):
         cells = [f"{est[n]['rel_bias'][i]:12.3g} / {est[n]['rel_std'][i]:<12.3g}" for n in names]
         lines.append(f"{k:>4}  " + "  ".join(f"{c:>28}" for c in cells))
-    lines.append("ms per minibatch gradient (20 images): " + "; ".join(
+    lines.append("CPU ms per minibatch gradient (20 images): " + "; ".join(
         f"{n}: " + ", ".join(f"{v:.1f}" for v in t) for n, t in time_ms.items()))
     return ExperimentResult(NAME, numbers, [path], "\n".join(lines))
