@@ -63,7 +63,7 @@ def test_enumeration_bound_gap_is_the_kl_to_the_exact_posterior():
 
 def test_categorical_log_weights_are_unbiased():
     # E[w] = p(x) and E[log w] = L(x) for c ~ q(c|x). Margin: over seeds 0..19 the largest
-    # deviation was 3.2 standard errors; we allow 5.
+    # deviation was 2.4 standard errors; we allow 5.
     model = CategoricalVAE(P, n_categories=3, hidden=(8,), random_state=3)
     x = _binary(4, seed=2)
     log_w = model.log_weights(x, 20000, np.random.default_rng(0)).data      # (k, B)
@@ -83,7 +83,8 @@ def test_gumbel_bound_approaches_the_enumeration_bound_as_the_temperature_falls(
         model.current_temperature = tau
         gaps[tau] = np.abs(_bound(model, x, k=20000, seed=5) - exact).max()
     # at tau = 0.02 the relaxed samples are one-hot to about 1e-10: only Monte Carlo noise is
-    # left (over seeds 0..19 at most 0.011 nats); at tau = 1 the bias dominates
+    # left (over seeds 0..19 at most 0.006 nats); at tau = 1 the bias dominates (at least
+    # 0.045 nats over the same seeds)
     assert gaps[0.02] < 0.03, gaps
     assert gaps[1.0] > 3 * gaps[0.02], gaps
 
@@ -122,8 +123,9 @@ def test_gmvae_importance_weights_recover_the_likelihood_by_quadrature():
     x = _binary(5, p=4, seed=4)
     log_px, _ = _exact_gmvae_quantities(model, x)
     est = model.score_samples(x, k=20000, random_state=0)
-    # over seeds 0..19 of the estimate the largest error was 0.004 nats
-    np.testing.assert_allclose(est, log_px, atol=0.02)
+    # over seeds 0..19 of the estimate the largest error was 0.030 nats (an untrained encoder
+    # is a poor proposal); a wrong mixture weight would be off by log 2 = 0.69
+    np.testing.assert_allclose(est, log_px, atol=0.08)
 
 
 def test_gmvae_bounds_are_the_elbo_by_quadrature():
@@ -132,11 +134,12 @@ def test_gmvae_bounds_are_the_elbo_by_quadrature():
     log_px, elbo = _exact_gmvae_quantities(model, x)
     assert np.all(elbo < log_px)
     # enumeration over c, k draws of z per category: an unbiased estimate of the ELBO
-    # (over seeds 0..19 the largest error was 0.006 nats)
-    np.testing.assert_allclose(_bound(model, x, k=20000), elbo, atol=0.03)
-    # the relaxed bound at a low temperature: the same value up to Monte Carlo noise
+    # (over seeds 0..19 the largest error was 0.016 nats)
+    np.testing.assert_allclose(_bound(model, x, k=20000), elbo, atol=0.04)
+    # the relaxed bound at a low temperature: the same value up to Monte Carlo noise (over
+    # seeds 0..19 at most 0.034 nats)
     model.estimator, model.current_temperature = "gumbel", 0.02
-    np.testing.assert_allclose(_bound(model, x, k=20000), elbo, atol=0.05)
+    np.testing.assert_allclose(_bound(model, x, k=20000), elbo, atol=0.08)
 
 
 def test_gmvae_kl_per_dimension_adds_up_to_the_kl_of_the_bound():
