@@ -114,7 +114,7 @@ def plot_gradient_estimators(results, path, *, title=None):
     axes[0].set_title("bias (dotted: Monte Carlo resolution; hollow: below it)", fontsize=9)
     axes[1].set_ylabel(r"$\sqrt{\mathbb{E}\|\hat g - \mathbb{E}\,\hat g\|^2} \,/\, \|\nabla\|$")
     axes[1].set_title("standard deviation of one estimate", fontsize=9)
-    axes[2].set_ylabel("CPU ms per minibatch gradient")
+    axes[2].set_ylabel("ms per minibatch gradient (1 thread)")
     axes[2].set_title("cost (measured, 20 images, forward + backward)", fontsize=9)
     for ax in axes:
         ax.set_xscale("log", base=2)
