@@ -6,7 +6,18 @@ component generates and the confusion between components and labels, and writes
 
 import os
 
-from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME, evaluate_model, load_data
+from scratchdgm.cli._runs import (
+    METRICS_NAME,
+    CommandError,
+    check_backend,
+    check_new_or_resumed,
+    data_record,
+    evaluate_or_explain,
+    fit_or_explain,
+    load_data,
+    parse_hidden,
+    run_directory,
+)
 
 __all__ = ["configure_discrete_parser", "run_discrete"]
 
@@ -59,49 +70,61 @@ def run_discrete(args, cls):
     import numpy as np
 
     from scratchdgm.checkpoint import write_json_atomic
-    from scratchdgm.cli.train import parse_hidden
     from scratchdgm.models.deep.evaluation import cluster_purity, contingency_table
     from scratchdgm.plots.discrete import plot_cluster_confusion, plot_component_means
 
     for name in ("epochs", "batch_size", "eval_k"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got "
+                               f"{getattr(args, name)}")
     if args.n_categories < 2:
-        raise ValueError(f"--n-categories must be >= 2 (a latent with one value carries no "
-                         f"information), got {args.n_categories}")
+        raise CommandError(f"--n-categories must be >= 2 (a latent with one value carries no "
+                           f"information), got {args.n_categories}")
     if args.k is not None and args.k < 1:
-        raise ValueError(f"--k must be >= 1 (samples per point), got {args.k}")
+        raise CommandError(f"--k must be >= 1 (samples per point), got {args.k}")
+    if not args.lr > 0 or not np.isfinite(args.lr):
+        raise CommandError(f"--lr must be a finite number > 0, got {args.lr}")
+    hidden = parse_hidden(args.hidden)
+    backend = check_backend(args.backend)
     out = args.out
-    ckpt = os.path.join(out, CHECKPOINT_NAME)
-    if os.path.exists(ckpt) and not args.resume:
-        raise FileExistsError(f"{ckpt} exists; pass --resume to continue that run, or choose "
-                              f"another --out (nothing was overwritten)")
+    ckpt = check_new_or_resumed(out, args.resume)
     ds = load_data(args.data, args.seed)
     extra = {"latent_dim": args.latent_dim} if hasattr(args, "latent_dim") else {}
-    model = cls(ds["x_train"].shape[1], args.n_categories, hidden=parse_hidden(args.hidden),
-                activation=args.activation, likelihood=args.likelihood, estimator=args.estimator,
-                temperature=args.temperature, min_temperature=args.min_temperature,
-                anneal_rate=args.anneal_rate, k=args.k, dtype=np.dtype(args.dtype),
-                random_state=args.seed, backend=args.backend, **extra)
+    try:
+        model = cls(ds["x_train"].shape[1], args.n_categories, hidden=hidden,
+                    activation=args.activation, likelihood=args.likelihood,
+                    estimator=args.estimator, temperature=args.temperature,
+                    min_temperature=args.min_temperature, anneal_rate=args.anneal_rate,
+                    k=args.k, dtype=np.dtype(args.dtype), random_state=args.seed,
+                    backend=backend, **extra)
+    except ValueError as exc:  # a setting out of range (e.g. the temperature): say which
+        raise CommandError(str(exc)) from None
     if ds["binary"] is False and model.observation.binary_data:
-        raise ValueError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
-                         f"student_t")
+        raise CommandError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
+                           f"student_t")
+    # validate the data against the model before creating anything on disk
     model.check_data(ds["x_train"], "training data", allow_unit_interval=True)
     model.check_data(ds["x_test"], "test data")
-    os.makedirs(out, exist_ok=True)
-    model.fit(ds["x_train"], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              X_val=ds["x_test"], checkpoint=ckpt, resume=args.resume,
-              progress=not args.no_progress, random_state=args.seed)
+    with run_directory(out):
+        fit_or_explain(model, ds["x_train"], ckpt=ckpt, out=out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, X_val=ds["x_test"],
+                       resume=args.resume, progress=not args.no_progress,
+                       random_state=args.seed, metadata=data_record(args.data, args.seed))
     hist = model.history_
     metrics = {
         "model": args.model, "k": model.k, "data": args.data, "seed": args.seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "config": model.config(), "train_seconds": hist["train_seconds"],
         "final_train_bound": hist["train_bound"][-1], "final_val_bound": hist["val_bound"][-1],
-        "history": hist,
+        "history": hist, "backend": backend,
     }
-    metrics.update(evaluate_model(model, ds["x_test"], eval_k=args.eval_k,
-                                  x_train=ds["x_train"], seed=args.seed))
+    metrics.update(evaluate_or_explain(model, ds["x_test"], where=ckpt, eval_k=args.eval_k,
+                                       x_train=ds["x_train"], seed=args.seed))
+    if hasattr(model, "log_px_given_c"):
+        # the categorical VAE's likelihood is a finite sum: report the exact value (the
+        # importance-sampled one stays in the evaluation report)
+        metrics["test_log_likelihood"] = model.score(ds["x_test"])
+        metrics["test_log_likelihood_exact"] = True
     clusters_train = model.predict(ds["x_train"])
     metrics["cluster_sizes_train"] = np.bincount(clusters_train,
                                                  minlength=model.n_categories).tolist()

@@ -25,9 +25,8 @@ estimator: the logits are where the estimators differ.) Three estimators:
   \mathbb{E}_{q_{\phi}(z|x)}[\ln p_{\theta}(x|z)]/\partial \phi$"]: the log-derivative trick
   and its variance); and the same with the baseline :math:`b = f(\arg\max_c \pi_c)`,
   :math:`(f(c) - b) \nabla_l \log \pi_c`, still unbiased, at two terms (the "self-critical"
-  baseline of Rennie et al. 2017). Both are written here in a minimal form; the library's
-  general score-function estimator (``scratchdgm.estimators``, issue 9) should replace them
-  once both are merged.
+  baseline of Rennie et al. 2017). Both are
+  :func:`scratchdgm.estimators.score_function_gradient` with q = Cat(softmax l).
 
 For each estimator, ``n_draws`` independent single-draw estimates :math:`\hat g` per point give
 its mean and covariance, summarised over the ``n_points`` test images as
@@ -67,6 +66,7 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm.data import load_digits_protocol
 from scratchdgm.distributions import Categorical, RelaxedOneHotCategorical
+from scratchdgm.estimators import score_function_gradient
 from scratchdgm.experiments import ExperimentResult
 from scratchdgm.models.deep.discrete import CategoricalVAE
 from scratchdgm.plots.discrete import plot_gradient_estimators
@@ -116,8 +116,9 @@ def gumbel_gradients(model, x, logits, temperature, n_draws, rng):
 def score_function_gradients(f, logits, n_draws, rng, baseline=None):
     r"""``n_draws`` single-draw score-function estimates :math:`(f(c) - b)\, \nabla_l \log
     \operatorname{softmax}(l)_c`, :math:`c \sim \mathrm{Cat}(\operatorname{softmax} l)`, shape
-    (n_draws, B, K): the gradient of the surrogate :math:`\sum (f(c) - b) \log q(c)` with
-    :math:`f(c) - b` held constant.
+    (n_draws, B, K): :func:`scratchdgm.estimators.score_function_gradient` (the gradient of the
+    surrogate :math:`\sum (f(c) - b) \log q(c)` with :math:`f(c) - b` held constant), one draw
+    per estimate.
 
     Parameters
     ----------
@@ -131,14 +132,19 @@ def score_function_gradients(f, logits, n_draws, rng, baseline=None):
         minimal estimator.
     """
     check_rng(rng, "score_function_gradients")
+    # one copy of the logits per draw, so that the library's estimator, which averages over its
+    # k draws, returns each draw's own estimate: k = 1 draw of an (n_draws, B) batch
     leaf = _ad.tensor(np.broadcast_to(logits, (n_draws,) + logits.shape).copy(),
                       requires_grad=True)
-    q = Categorical(leaf)
-    c = q.sample((), rng)                                                 # (M, B)
-    f_c = np.take_along_axis(np.broadcast_to(f, leaf.shape), c[..., None], axis=-1)[..., 0]
-    b = 0.0 if baseline is None else np.asarray(baseline)
-    (q.log_prob(c) * (f_c - b)).sum().backward()
-    return leaf.grad
+    f = np.asarray(f)
+
+    def f_of_c(c):                                                        # (1, M, B) -> (1, M, B)
+        c = np.asarray(c.data, dtype=np.intp)
+        return np.take_along_axis(np.broadcast_to(f, leaf.shape), c[0][..., None],
+                                  axis=-1)[None, ..., 0]
+
+    b = None if baseline is None else np.asarray(baseline)
+    return score_function_gradient(f_of_c, Categorical(leaf), [leaf], 1, rng, baseline=b)[0]
 
 
 def greedy_baseline(f, logits):

@@ -334,35 +334,38 @@ class DiscreteLatentVAE(Module):
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
-            callback=None, blas_threads=1):
+            callback=None, blas_threads=1, metadata=None):
         r"""Train by minibatch Adam on the bound; see
         :func:`scratchdgm.models.deep.training.fit` for every argument (the temperature
         schedule runs through its ``on_epoch_start`` hook). Returns ``self``."""
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                       binarize=binarize, checkpoint=checkpoint, resume=resume,
                       progress=progress, random_state=random_state, val_k=val_k,
-                      callback=callback, blas_threads=blas_threads)
+                      callback=callback, blas_threads=blas_threads, metadata=metadata)
         return self
 
-    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per row with ``k`` samples, shape
-        (n,); see :func:`scratchdgm.models.deep.evaluation.score_samples`."""
-        return _evaluation.score_samples(self, X, k, random_state, chunk_size)
+        (n,), with a progress bar on a terminal when it takes more than a second; see
+        :func:`scratchdgm.models.deep.evaluation.score_samples`."""
+        return _evaluation.score_samples(self, X, k, random_state, chunk_size, progress=progress)
 
-    def score(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Mean log-likelihood per row (nats, higher is better): the mean of
         :meth:`score_samples`."""
-        return float(np.mean(self.score_samples(X, k, random_state, chunk_size)))
+        return float(np.mean(self.score_samples(X, k, random_state, chunk_size,
+                                                progress=progress)))
 
-    def bound_samples(self, X, k=None, random_state=None):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
         r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per row from :meth:`log_weights`
         (default K: the model's ``k``); see
         :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
-        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state)
+        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state,
+                                         progress=progress)
 
-    def bound(self, X, k=None, random_state=None):
+    def bound(self, X, k=None, random_state=None, *, progress=True):
         r"""Mean of :meth:`bound_samples` (float)."""
-        return float(np.mean(self.bound_samples(X, k, random_state)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
 
     def unit_activity(self, X):
         r"""Variance over the data of each coordinate of :meth:`transform`, shape (latent_dim,);
@@ -512,10 +515,11 @@ class CategoricalVAE(DiscreteLatentVAE):
         with _ad.no_grad():
             return np.array(self.category_term(X, self._every_category()[0]).data).T
 
-    def score_samples(self, X, k=None, random_state=None, chunk_size=None):
+    def score_samples(self, X, k=None, random_state=None, chunk_size=None, *, progress=True):
         r"""The exact :math:`\log p_\theta(x_i) = \log \frac1K \sum_c p_\theta(x_i \mid c)` per
         row, shape (n,), by enumeration of the K categories (``k``, ``random_state`` and
-        ``chunk_size`` are accepted for the common signature and unused: nothing is sampled)."""
+        ``chunk_size`` and ``progress`` are accepted for the common signature and unused:
+        nothing is sampled, and one pass takes well under a second)."""
         return logsumexp(self.log_px_given_c(X), axis=1) - math.log(self.n_categories)
 
     def posterior(self, X):
