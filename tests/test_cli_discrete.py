@@ -1,6 +1,8 @@
 """`scratchdgm train catvae / gmvae`, then `eval` and `sample`, end to end on a tiny digits run."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -33,6 +35,16 @@ def test_train_gmvae_writes_metrics_purity_and_figures(gmvae_dir, capsys):
     assert "test log-likelihood" in capsys.readouterr().out
     assert main(["sample", str(gmvae_dir), "--n", "4"]) == 0
     assert (gmvae_dir / "samples.png").is_file()
+
+
+def test_a_fresh_process_can_load_a_run(gmvae_dir):
+    # `scratchdgm eval RUN` imports only the package, not scratchdgm.models.deep.discrete: the
+    # class must be registered by then (above, main() ran in a process that had imported it)
+    code = ("import sys; from scratchdgm.models.deep import load_model; "
+            "print(type(load_model(sys.argv[1])).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(gmvae_dir / "checkpoint.npz")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "GMVAE"
 
 
 def test_train_catvae_with_an_annealed_gumbel_softmax(tmp_path):

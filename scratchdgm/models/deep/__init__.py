@@ -9,9 +9,12 @@ log-weights), :mod:`~scratchdgm.models.deep.observation` and
 factor analysis and PPCA through the same protocol, with exact answers to check against.
 """
 
+# imported here so that load_model (and `scratchdgm eval` / `sample` on a run) knows every class
+from scratchdgm.models.deep.discrete import GMVAE, CategoricalVAE
 from scratchdgm.models.deep.linear_gaussian import LinearGaussianLVM
 from scratchdgm.models.deep.persistence import load_model
 from scratchdgm.models.deep.training import TrainingDivergedError, fit
 from scratchdgm.models.deep.vae import IWAE, VAE
 
-__all__ = ["VAE", "IWAE", "LinearGaussianLVM", "fit", "load_model", "TrainingDivergedError"]
+__all__ = ["VAE", "IWAE", "CategoricalVAE", "GMVAE", "LinearGaussianLVM", "fit", "load_model",
+           "TrainingDivergedError"]
