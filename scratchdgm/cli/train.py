@@ -40,6 +40,8 @@ HELP = "train a model (checkpoints every epoch, then metrics.json)"
 FAMILIES = {
     "diffusion": "scratchdgm.cli.train_diffusion",
     "flow": "scratchdgm.cli.train_flow",
+    "catvae": "scratchdgm.cli.train_catvae",
+    "gmvae": "scratchdgm.cli.train_gmvae",
 }
 
 

@@ -1,11 +1,13 @@
-r"""A categorical distribution from logits: a discrete latent or a mixture component."""
+r"""Categorical distributions: :class:`Categorical` from logits (a discrete latent's posterior
+or a mixture component), and :class:`UniformCategorical`, the uniform prior of a discrete latent."""
 
 import numpy as np
 
 from scratchdgm.autodiff import Tensor
 from scratchdgm.distributions.base import Distribution, _param
+from scratchdgm.validation import check_float_dtype, check_int
 
-__all__ = ["Categorical"]
+__all__ = ["Categorical", "UniformCategorical"]
 
 
 class Categorical(Distribution):
@@ -87,3 +89,38 @@ class Categorical(Distribution):
         return -(log_p.exp() * log_p).sum(axis=-1)
 
 
+
+
+class UniformCategorical(Categorical):
+    r"""The uniform prior of a discrete latent, :math:`p(c) = 1/K` for :math:`c \in \{0, \dots,
+    K-1\}`.
+
+    Parameters
+    ----------
+    n_categories : int
+        :math:`K \ge 2` (a latent with one category carries no information).
+    dtype : {numpy.float64, numpy.float32}
+
+    Notes
+    -----
+    A :class:`Categorical` with all logits 0, so it has the same methods; its entropy is
+    :math:`\log K`, the largest of any distribution on K categories, and
+    :func:`~scratchdgm.distributions.kl_divergence` uses the closed form
+
+    .. math::
+
+        \mathrm{KL}(q \,\Vert\, \mathcal U_K) = \sum_k q_k \log \frac{q_k}{1/K}
+        = -H(q) + \log K .
+
+    References
+    ----------
+    [Isachenko-L4, "Discrete VAE latents"] in ``docs/lectures.md``; [Su-DGM, "Generative
+    Models"] (the categorical latent of a Gaussian mixture, here with equal weights).
+    """
+
+    def __init__(self, n_categories, dtype=np.float64):
+        k = check_int(n_categories, "n_categories", 2, "UniformCategorical")
+        super().__init__(np.zeros(k, dtype=check_float_dtype(dtype, "UniformCategorical")))
+
+    def __repr__(self):
+        return f"UniformCategorical(n_categories={self.n_categories}, dtype={self.dtype})"

@@ -1,12 +1,14 @@
 r"""Closed-form KL divergences between the library's distributions, each pair written once."""
 
+import math
+
 import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.autodiff.linalg import solve_triangular
 from scratchdgm.distributions.base import Distribution, _bcast_to
 from scratchdgm.distributions.bernoulli import Bernoulli
-from scratchdgm.distributions.categorical import Categorical
+from scratchdgm.distributions.categorical import Categorical, UniformCategorical
 from scratchdgm.distributions.normal import DiagNormal, FullNormal, StandardNormal, _solve_vec
 
 __all__ = ["kl_divergence"]
@@ -103,6 +105,9 @@ def _kl_full_full(q, p):
 
 
 def _kl_categorical(q, p):
+    if isinstance(p, UniformCategorical):
+        # [Isachenko-L4, "Discrete VAE latents"]: sum_k q_k log(q_k K) = -H(q) + log K
+        return -q.entropy() + math.log(p.n_categories)
     lq, lp = q.logits.log_softmax(axis=-1), p.logits.log_softmax(axis=-1)
     return (lq.exp() * (lq - lp)).sum(axis=-1)
 
@@ -122,8 +127,8 @@ def kl_divergence(q, p):
     ----------
     q, p : Distribution
         Supported pairs: :class:`DiagNormal` / :class:`StandardNormal` / :class:`FullNormal` in
-        any combination, :class:`Categorical` with :class:`Categorical`, :class:`Bernoulli`
-        with :class:`Bernoulli`.
+        any combination, :class:`Categorical` with :class:`Categorical` (or with the uniform
+        prior :class:`UniformCategorical`), :class:`Bernoulli` with :class:`Bernoulli`.
 
     Returns
     -------
@@ -159,6 +164,14 @@ def kl_divergence(q, p):
     and against :math:`\mathcal N(0, I_d)`:
     :math:`\tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - 1) - \log \sigma_j`.
 
+    Categorical: :math:`\sum_k q_k (\log q_k - \log p_k)`, and against the uniform prior on
+    K categories ([Isachenko-L4, "Discrete VAE latents"]):
+
+    .. math::
+
+        \mathrm{KL}(q \,\Vert\, \mathcal U_K) = -H(q) + \log K,
+        \qquad H(q) = -\sum_k q_k \log q_k .
+
     References
     ----------
     Kingma & Welling (2014), "Auto-encoding variational Bayes", ICLR, Appendix B (eq. 10);
@@ -175,7 +188,7 @@ def kl_divergence(q, p):
         return _kl_diag_diag(q, p)
     if isinstance(q, gaussians) and isinstance(p, gaussians):
         return _kl_full_full(_as_full(q), _as_full(p))
-    if type(q) is Categorical and type(p) is Categorical:
+    if isinstance(q, Categorical) and isinstance(p, Categorical):
         if q.n_categories != p.n_categories:
             raise ValueError(f"kl_divergence: Categorical with {q.n_categories} and "
                              f"{p.n_categories} categories; expected the same number")

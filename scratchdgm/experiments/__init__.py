@@ -51,6 +51,7 @@ EXPERIMENTS = {
     "score-function": "scratchdgm.experiments.score_function",
     "bounds": "scratchdgm.experiments.bounds",
     "flow-vs-vae": "scratchdgm.experiments.flow_vs_vae",
+    "discrete-gradients": "scratchdgm.experiments.discrete_gradients",
 }
 
 

@@ -16,10 +16,13 @@ invertible map, with an exact likelihood).
 
 from scratchdgm.models.deep.diffusion import DiffusionModel
 from scratchdgm.models.deep.flow import RealNVP
+# imported here so that load_model (and `scratchdgm eval` / `sample` on a run) knows every class
+from scratchdgm.models.deep.discrete import GMVAE, CategoricalVAE
 from scratchdgm.models.deep.linear_gaussian import LinearGaussianLVM
 from scratchdgm.models.deep.persistence import load_model
 from scratchdgm.models.deep.training import TrainingDivergedError, fit
 from scratchdgm.models.deep.vae import IWAE, VAE
 
-__all__ = ["VAE", "IWAE", "LinearGaussianLVM", "RealNVP", "DiffusionModel", "fit", "load_model",
+__all__ = ["VAE", "IWAE", "CategoricalVAE", "GMVAE", "LinearGaussianLVM", "RealNVP",
+           "DiffusionModel", "fit", "load_model",
            "TrainingDivergedError"]

@@ -1,5 +1,6 @@
 r"""Evaluating a trained deep latent-variable model: the IWAE bound for any K, the
-importance-sampled log-likelihood, and the activity of the latent units.
+importance-sampled log-likelihood, the activity of the latent units, and the purity of the
+clusters of a discrete latent.
 
 Every function here needs only two things of a model, so that each model family of the library
 (and a user's own) is evaluated by the same code:
@@ -95,7 +96,8 @@ def _map_blocks(work, n_blocks, n_jobs, done=None):
     return out
 
 
-__all__ = ["bound_samples", "score_samples", "unit_activity", "active_units", "energy_distance"]
+__all__ = ["bound_samples", "score_samples", "unit_activity", "active_units", "energy_distance",
+           "contingency_table", "cluster_purity"]
 
 
 def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=True,
@@ -275,3 +277,53 @@ def energy_distance(x, y):
     within_x = cdist(x, x).sum() / (n * (n - 1))
     within_y = cdist(y, y).sum() / (m * (m - 1))
     return float(2.0 * between - within_x - within_y)
+
+def contingency_table(clusters, labels, n_clusters=None, n_labels=None):
+    r"""Counts :math:`N_{cy} = \#\{i : c_i = c,\ y_i = y\}`, an int64 array of shape
+    (n_clusters, n_labels).
+
+    Parameters
+    ----------
+    clusters, labels : array_like of int, shape (n,)
+        Cluster assignments (e.g. :math:`\arg\max_c q(c \mid x_i)`) and true labels, both in
+        ``0, 1, ...``.
+    n_clusters, n_labels : int, optional
+        Table size (default: one more than the largest value seen).
+    """
+    clusters, labels = np.asarray(clusters), np.asarray(labels)
+    if clusters.shape != labels.shape or clusters.ndim != 1 or len(clusters) == 0:
+        raise ValueError(f"clusters and labels must be non-empty 1-D arrays of the same length, "
+                         f"got shapes {clusters.shape} and {labels.shape}")
+    for name, a in (("clusters", clusters), ("labels", labels)):
+        if a.dtype.kind not in "iu" or a.min() < 0:
+            raise ValueError(f"{name} must hold non-negative integers, got dtype {a.dtype} "
+                             f"with minimum {a.min()}")
+    n_clusters = int(clusters.max()) + 1 if n_clusters is None else n_clusters
+    n_labels = int(labels.max()) + 1 if n_labels is None else n_labels
+    if clusters.max() >= n_clusters or labels.max() >= n_labels:
+        raise ValueError(f"values beyond the table: clusters up to {clusters.max()} for "
+                         f"n_clusters={n_clusters}, labels up to {labels.max()} for "
+                         f"n_labels={n_labels}")
+    table = np.zeros((n_clusters, n_labels), dtype=np.int64)
+    np.add.at(table, (clusters, labels), 1)
+    return table
+
+
+def cluster_purity(clusters, labels):
+    r"""Purity of a clustering against labels: the fraction of points whose cluster's most
+    common label is their own.
+
+    .. math::
+
+        \mathrm{purity} = \frac1n \sum_{c} \max_y N_{cy},
+
+    with :math:`N` the :func:`contingency_table`. It is 1 for a perfect clustering and at least
+    the frequency of the most common label; more clusters than labels can only raise it (one
+    point per cluster gives 1), so compare clusterings with the same number of clusters.
+
+    References
+    ----------
+    Manning, Raghavan & Schütze (2008), *Introduction to information retrieval*, §16.3 (purity).
+    """
+    table = contingency_table(clusters, labels)
+    return float(table.max(axis=1).sum() / table.sum())

@@ -19,6 +19,7 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.distributions import Bernoulli, DiagNormal, StudentT
+from scratchdgm.models.deep.checks import check_observations
 from scratchdgm.nn import Module, Parameter
 from scratchdgm.validation import check_float_dtype, check_positive_float, check_positive_int
 
@@ -101,6 +102,38 @@ class ObservationModel(Module):
         r"""Raise ValueError if ``x`` cannot be observations of this model (default: any
         finite data, which the model checks before calling this)."""
         return None
+
+    def validate_data(self, X, where="X", *, allow_unit_interval=False):
+        r"""Validate observations of this model and return them as a C-contiguous array of its
+        dtype: the ``check_data`` of every deep model of the library.
+
+        Parameters
+        ----------
+        X : array_like or Tensor, shape (n, p)
+        where : str
+            The name the error messages give ``X``.
+        allow_unit_interval : bool
+            For a binary observation model, also accept values in [0, 1] (grey levels, to be
+            binarised dynamically during training).
+
+        Raises
+        ------
+        TypeError
+            Non-numeric data.
+        ValueError
+            Not 2-D, wrong number of columns, no rows, NaN / inf, or (binary models) values
+            other than 0/1 (or outside [0, 1] when ``allow_unit_interval``).
+        """
+        arr = check_observations(X, self.input_dim, self.dtype, where)
+        if self.binary_data:
+            if allow_unit_interval:
+                if arr.min() < 0 or arr.max() > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
+                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
+                                     f"data, or intensities in [0, 1] to binarise dynamically")
+            else:
+                self.check_data(arr, where)
+        return arr
 
     def config(self):
         r"""The constructor settings, JSON-serialisable (stored in checkpoints)."""

@@ -212,6 +212,12 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
     One step, for a minibatch :math:`x_{1..B}`, is ``loss = model.objective(x, k, rng);
     opt.zero_grad(); loss.backward(); opt.step()`` with
     :math:`\text{loss} = -\frac1B \sum_i \hat{\mathcal L}(x_i)`.
+
+    A model may define ``on_epoch_start(epoch) -> dict or None``: it is called before each epoch
+    (numbered from 1) to set what changes with the epoch, e.g. the annealed Gumbel-softmax
+    temperature of :mod:`~scratchdgm.models.deep.discrete`, and what it returns (name -> number)
+    is appended to ``history`` under those names. It must depend on the epoch alone, so that a
+    resumed run repeats it.
     """
     with _blas_threads(blas_threads):
         return _fit(model, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
@@ -275,6 +281,7 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
     n = len(X)
     steps = math.ceil(n / batch_size)
     good_state = model.state_dict()
+    on_epoch_start = getattr(model, "on_epoch_start", None)
 
     def diverged(epoch, step, what):
         model.load_state_dict(good_state)
@@ -292,6 +299,9 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
     with bar, np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(start_epoch + 1, epochs + 1):
             t0 = time.perf_counter()
+            # the model's per-epoch settings (e.g. an annealed temperature): a function of the
+            # epoch alone, so a resumed run sets them exactly as the uninterrupted one did
+            epoch_record = on_epoch_start(epoch) if on_epoch_start is not None else None
             bar.set_description_str(f"{type(model).__name__} epoch {epoch}/{epochs}",
                                     refresh=False)
             perm = rng.permutation(n)
@@ -334,6 +344,8 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
                 val_text = f", val {format_bound(val)}"
             history["epoch"].append(epoch)
             history["train_bound"].append(total / seen)
+            for key, value in (epoch_record or {}).items():
+                history.setdefault(key, []).append(value)
             history["val_bound"].append(val)
             history["train_seconds"] = history["train_seconds"] + train_time
             history["epoch_seconds"].append(time.perf_counter() - t0)

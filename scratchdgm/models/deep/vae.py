@@ -43,16 +43,31 @@ from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.deep import evaluation as _evaluation
 from scratchdgm.models.deep import persistence as _persistence
 from scratchdgm.models.deep import training as _training
-from scratchdgm.models.deep.checks import check_observations
 from scratchdgm.models.deep.observation import make_observation
 from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
 from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
 
-__all__ = ["VAE", "IWAE", "WeightedSamples"]
+__all__ = ["VAE", "IWAE", "WeightedSamples", "check_networks"]
 
 #: hidden activations of the networks: those of the one table, scratchdgm.nn.ACTIVATIONS
 _HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
+
+
+def check_networks(hidden, activation, where):
+    r"""The hidden-layer widths and the hidden activation of a model's MLPs, validated:
+    ``(hidden, activation)`` as a tuple of positive ints (an int is one layer) and a lower-case
+    name of :data:`scratchdgm.nn.ACTIVATIONS` other than ``'identity'``."""
+    if isinstance(hidden, (int, np.integer)):
+        hidden = (hidden,)
+    hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+    if not isinstance(activation, str):
+        raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
+                        f"{type(activation).__name__}")
+    if activation.lower() not in _HIDDEN_ACTIVATIONS:
+        raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
+                         f"{activation!r}")
+    return hidden, activation.lower()
 
 
 class WeightedSamples(NamedTuple):
@@ -157,16 +172,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
         where = type(self).__name__
         self.input_dim = check_positive_int(input_dim, "input_dim", where)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
-        if isinstance(hidden, (int, np.integer)):
-            hidden = (hidden,)
-        self.hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
-        if not isinstance(activation, str):
-            raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
-                            f"{type(activation).__name__}")
-        self.activation = activation.lower()
-        if self.activation not in _HIDDEN_ACTIVATIONS:
-            raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
-                             f"{activation!r}")
+        self.hidden, self.activation = check_networks(hidden, activation, where)
         self.k = check_positive_int(self.default_k if k is None else k, "k", where)
         if kl not in ("auto", "analytic", "mc"):
             raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
@@ -304,7 +310,8 @@ class VAE(_persistence.SaveLoadMixin, Module):
     # -- the public boundary -----------------------------------------------------------------
 
     def check_data(self, X, where="X", *, allow_unit_interval=False):
-        r"""Validate observations and return them as a C-contiguous array of the model's dtype.
+        r"""Validate observations and return them as a C-contiguous array of the model's dtype
+        (:meth:`~scratchdgm.models.deep.observation.ObservationModel.validate_data`).
 
         Raises
         ------
@@ -315,16 +322,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
             (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
             dynamically).
         """
-        arr = check_observations(X, self.input_dim, self.dtype, where)
-        if self.observation.binary_data:
-            if allow_unit_interval:
-                if arr.min() < 0 or arr.max() > 1:
-                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
-                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
-                                     f"data, or intensities in [0, 1] to binarise dynamically")
-            else:
-                self.observation.check_data(arr, where)
-        return arr
+        return self.observation.validate_data(X, where, allow_unit_interval=allow_unit_interval)
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
