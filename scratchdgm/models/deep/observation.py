@@ -80,21 +80,53 @@ class ObservationModel(Module):
         (Tensor, shape (..., n_outputs)), batch shape ``eta.shape[:-1]``."""
         raise NotImplementedError(f"{type(self).__name__} does not define distribution()")
 
-    def log_prob(self, x, eta):
-        r""":math:`\log p_\theta(x \mid z)`.
+    def log_prob(self, x, eta, mask=None):
+        r""":math:`\log p_\theta(x \mid z)`, or with ``mask`` the log-likelihood of the observed
+        entries only, :math:`\log p_\theta(x^{\mathrm{obs}} \mid z)`.
 
         Parameters
         ----------
         x : ndarray, shape (B, p)
-            Observations.
+            Observations. With a ``mask``, the entries it marks missing are ignored (they may be
+            NaN).
         eta : Tensor, shape (K, B, n_outputs) or (B, n_outputs)
             Decoder outputs for K codes per observation.
+        mask : ndarray of bool, shape (B, p), optional
+            True where :math:`x_{ij}` is observed.
 
         Returns
         -------
         Tensor, shape (K, B) or (B,)
+
+        Notes
+        -----
+        The observation model factorises over the p entries, so the density of the observed
+        entries is the product of their factors (the missing ones integrate to one):
+
+        .. math::
+
+            \log p_\theta(x^{\mathrm{obs}} \mid z) = \sum_{j=1}^p m_j \log \Phi(x_j \mid
+            \eta_j), \qquad m_j = 1 \text{ if } x_j \text{ is observed, else } 0,
+
+        computed from the per-entry log-densities of the distribution's
+        :meth:`~scratchdgm.distributions.DiagNormal.factors` (Mattei & Frellsen 2019, eq. 3).
         """
-        return self.distribution(_as_tensor(eta)).log_prob(np.asarray(x, dtype=self.dtype))
+        dist = self.distribution(_as_tensor(eta))
+        if mask is None:
+            return dist.log_prob(np.asarray(x, dtype=self.dtype))
+        x = np.asarray(x, dtype=self.dtype)
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            raise TypeError(f"{type(self).__name__}.log_prob: mask must be a boolean array "
+                            f"(True = observed), got dtype {mask.dtype}")
+        if mask.shape != x.shape:
+            raise ValueError(f"{type(self).__name__}.log_prob: mask has shape {mask.shape} but x "
+                             f"has shape {x.shape}; expected the same shape")
+        # any valid value stands in for a missing entry (0 is one for every model): its
+        # log-density is multiplied by 0, so neither it nor its gradient counts
+        x = np.where(mask, x, 0.0)
+        per_entry = dist.factors().log_prob(x[..., None])            # (K, B, p)
+        return (per_entry * mask.astype(self.dtype)).sum(axis=-1)
 
     def check_data(self, x, where="X"):
         r"""Raise ValueError if ``x`` cannot be observations of this model (default: any
@@ -130,7 +162,9 @@ class BernoulliObservation(ObservationModel):
 
     def check_data(self, x, where="X"):
         x = np.asarray(x)
-        bad = ~((x == 0) | (x == 1))
+        # NaN marks a missing entry (models that accept missing data, MIWAE); the others
+        # reject NaN before they get here
+        bad = ~((x == 0) | (x == 1) | np.isnan(x))
         if bad.any():
             i = tuple(int(v) for v in np.argwhere(bad)[0])
             raise ValueError(f"{where} is not binary (e.g. {where}[{i}] = {x[i]!r}): a Bernoulli "
