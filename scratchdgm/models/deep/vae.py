@@ -54,6 +54,30 @@ __all__ = ["VAE", "IWAE", "WeightedSamples"]
 _HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
 
 
+def check_hidden(hidden, where):
+    r"""Hidden-layer widths as a tuple of ints >= 1 (an int is one layer)."""
+    if isinstance(hidden, (int, np.integer)):
+        hidden = (hidden,)
+    return tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+
+
+def check_activation(activation, where):
+    r"""The name of a hidden activation of :data:`scratchdgm.nn.ACTIVATIONS`, lower case."""
+    if not isinstance(activation, str):
+        raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
+                        f"{type(activation).__name__}")
+    if activation.lower() not in _HIDDEN_ACTIVATIONS:
+        raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
+                         f"{activation!r}")
+    return activation.lower()
+
+
+def check_kl(kl, where):
+    r"""``kl`` must be ``'auto'``, ``'analytic'`` or ``'mc'``."""
+    if kl not in ("auto", "analytic", "mc"):
+        raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
+
+
 class WeightedSamples(NamedTuple):
     r"""K importance samples per data point and their log-weights (one forward pass).
 
@@ -156,19 +180,10 @@ class VAE(Module):
         where = type(self).__name__
         self.input_dim = check_positive_int(input_dim, "input_dim", where)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
-        if isinstance(hidden, (int, np.integer)):
-            hidden = (hidden,)
-        self.hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
-        if not isinstance(activation, str):
-            raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
-                            f"{type(activation).__name__}")
-        self.activation = activation.lower()
-        if self.activation not in _HIDDEN_ACTIVATIONS:
-            raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
-                             f"{activation!r}")
+        self.hidden = check_hidden(hidden, where)
+        self.activation = check_activation(activation, where)
         self.k = check_positive_int(self.default_k if k is None else k, "k", where)
-        if kl not in ("auto", "analytic", "mc"):
-            raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
+        check_kl(kl, where)
         self.dtype = check_float_dtype(dtype, where)
         rng = check_random_state(random_state, where)
         self.backend = backend
@@ -289,6 +304,24 @@ class VAE(Module):
             (values in [0, 1] are accepted when ``allow_unit_interval``: they are binarised
             dynamically).
         """
+        arr = self._data_array(X, where)
+        if not np.all(np.isfinite(arr)):
+            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
+                             f"expected finite values")
+        if self.observation.binary_data:
+            if allow_unit_interval:
+                if arr.min() < 0 or arr.max() > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
+                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
+                                     f"data, or intensities in [0, 1] to binarise dynamically")
+            else:
+                self.observation.check_data(arr, where)
+        return arr
+
+    def _data_array(self, X, where):
+        r"""``X`` as a C-contiguous 2-D array of the model's dtype with ``input_dim`` columns and
+        at least one row (TypeError / ValueError otherwise); its values are not checked."""
         if isinstance(X, _ad.Tensor):
             X = X.data
         try:
@@ -306,20 +339,7 @@ class VAE(Module):
                              f"input_dim = {self.input_dim}")
         if arr.shape[0] == 0:
             raise ValueError(f"{where} has no rows; expected at least one sample")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        if not np.all(np.isfinite(arr)):
-            bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
-            raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
-                             f"expected finite values")
-        if self.observation.binary_data:
-            if allow_unit_interval:
-                if arr.min() < 0 or arr.max() > 1:
-                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
-                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
-                                     f"data, or intensities in [0, 1] to binarise dynamically")
-            else:
-                self.observation.check_data(arr, where)
-        return arr
+        return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
