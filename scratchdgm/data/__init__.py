@@ -26,6 +26,12 @@ continuous data) and "Illustrative example of a DLVM for binary images" (binary 
 
 from scratchdgm.data.dataset import Dataset, dynamic_binarize
 from scratchdgm.data.digits import load_digits_continuous, load_digits_protocol
+from scratchdgm.data.missing import (
+    IMPUTATION_DATASETS,
+    apply_missing,
+    load_imputation_dataset,
+    mcar_mask,
+)
 from scratchdgm.data.mnist import MNIST_FILES, load_mnist, read_idx
 from scratchdgm.data.registry import DATASET_SPECS, get_dataset
 from scratchdgm.data.toy import (
@@ -56,4 +62,8 @@ __all__ = [
     "heavy_tailed_linear",
     "get_dataset",
     "DATASET_SPECS",
+    "IMPUTATION_DATASETS",
+    "load_imputation_dataset",
+    "mcar_mask",
+    "apply_missing",
 ]
