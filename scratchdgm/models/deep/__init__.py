@@ -3,13 +3,18 @@ r"""Deep latent-variable models trained by amortised variational inference.
 Read in this order: :mod:`~scratchdgm.models.deep.bounds` (the bounds as functions of
 log-weights), :mod:`~scratchdgm.models.deep.observation` and
 :mod:`~scratchdgm.models.deep.priors` (the pieces of :math:`p_\theta(x, z)`),
-:mod:`~scratchdgm.models.deep.vae` (the VAE and IWAE: the model and its objective), then
+:mod:`~scratchdgm.models.deep.vae` (the VAE and IWAE: the model and its objective), its two
+extensions :mod:`~scratchdgm.models.deep.miwae` (missing data) and
+:mod:`~scratchdgm.models.deep.hierarchical` (two stochastic layers), then
 :mod:`~scratchdgm.models.deep.training`, :mod:`~scratchdgm.models.deep.evaluation` and
 :mod:`~scratchdgm.models.deep.persistence`.
 """
 
+from scratchdgm.models.deep.hierarchical import HierarchicalIWAE, HierarchicalVAE
+from scratchdgm.models.deep.miwae import MIWAE
 from scratchdgm.models.deep.persistence import load_model
 from scratchdgm.models.deep.training import TrainingDivergedError, fit
 from scratchdgm.models.deep.vae import IWAE, VAE
 
-__all__ = ["VAE", "IWAE", "fit", "load_model", "TrainingDivergedError"]
+__all__ = ["VAE", "IWAE", "MIWAE", "HierarchicalVAE", "HierarchicalIWAE", "fit", "load_model",
+           "TrainingDivergedError"]
