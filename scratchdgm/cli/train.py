@@ -2,7 +2,8 @@ r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then e
 (importance-sampled test log-likelihood with K = 5000, bounds, active units) and write
 ``metrics.json``.
 
-``vae`` and ``iwae`` are defined here. Other model families register in :data:`FAMILIES` a
+``vae`` and ``iwae`` are defined here (``--layers 2``: two stochastic layers,
+:class:`~scratchdgm.HierarchicalVAE` / :class:`~scratchdgm.HierarchicalIWAE`). Other model families register in :data:`FAMILIES` a
 module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
 run-directory helpers of :mod:`scratchdgm.cli._runs`.
 
@@ -15,15 +16,21 @@ bit for bit) and ``runs/iwae50_s0/metrics.json``.
 """
 
 import os
-
-from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME, evaluate_model, load_data
-
 from importlib import import_module
+
+from scratchdgm.cli._runs import (
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    evaluate_model,
+    load_data,
+)
 
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
 
 #: model families trained by other modules: name -> module (HELP, configure_parser, run)
-FAMILIES = {}
+FAMILIES = {
+    "miwae": "scratchdgm.cli.train_miwae",
+}
 
 
 def configure_parser(parser):
@@ -53,9 +60,19 @@ def configure_vae_parser(parser):
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and training draws")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--latent-dim", type=int, default=10)
+    parser.add_argument("--latent-dim", type=int, default=None,
+                        help="latent dimension d (default 10); with --layers 2, the size of z1 "
+                             "(default 20)")
     parser.add_argument("--hidden", default="100,100",
-                        help="comma-separated hidden widths (decoder mirrors them)")
+                        help="comma-separated hidden widths (decoder mirrors them); with "
+                             "--layers 2, those between x and z1")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=1,
+                        help="stochastic layers: 1 (x <- z) or 2 (x <- z1 <- z2, Burda et al. "
+                             "2016's two-layer model scaled to the digits; default 1)")
+    parser.add_argument("--latent-dim2", type=int, default=10,
+                        help="with --layers 2: the size of z2 (default 10)")
+    parser.add_argument("--hidden2", default="50,50",
+                        help="with --layers 2: hidden widths between z1 and z2 (default 50,50)")
     parser.add_argument("--activation", default="tanh")
     parser.add_argument("--likelihood", default="bernoulli")
     parser.add_argument("--prior", default="normal", help="normal, gmm or gmm:C")
@@ -85,10 +102,13 @@ def parse_hidden(text):
 def run_vae(args):
     import numpy as np
 
-    from scratchdgm import IWAE, VAE
+    from scratchdgm import IWAE, VAE, HierarchicalIWAE, HierarchicalVAE
     from scratchdgm.backend import get_backend, resolve_backend
     from scratchdgm.checkpoint import write_json_atomic
 
+    layers = getattr(args, "layers", 1)
+    if args.latent_dim is None:
+        args.latent_dim = 20 if layers == 2 else 10
     for name in ("epochs", "latent_dim", "batch_size", "eval_k"):
         value = getattr(args, name)
         if value < 1:
@@ -102,11 +122,23 @@ def run_vae(args):
         raise FileExistsError(f"{ckpt} exists; pass --resume to continue that run, or choose "
                               f"another --out (nothing was overwritten)")
     ds = load_data(args.data, args.seed)
-    cls = IWAE if args.model == "iwae" else VAE
-    model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
-                likelihood=args.likelihood,
-                prior=args.prior, k=args.k, dtype=np.dtype(args.dtype), random_state=args.seed,
-                backend=args.backend)
+    if layers == 2:
+        if args.prior != "normal":
+            raise ValueError("--prior applies to one stochastic layer; with --layers 2 the prior "
+                             "of z2 is the standard normal")
+        if args.latent_dim2 < 1:
+            raise ValueError(f"--latent-dim2 must be >= 1, got {args.latent_dim2}")
+        cls = HierarchicalIWAE if args.model == "iwae" else HierarchicalVAE
+        model = cls(ds["x_train"].shape[1], (args.latent_dim, args.latent_dim2),
+                    (hidden, parse_hidden(args.hidden2)), activation=args.activation,
+                    likelihood=args.likelihood, k=args.k, dtype=np.dtype(args.dtype),
+                    random_state=args.seed, backend=args.backend)
+    else:
+        cls = IWAE if args.model == "iwae" else VAE
+        model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
+                    likelihood=args.likelihood,
+                    prior=args.prior, k=args.k, dtype=np.dtype(args.dtype),
+                    random_state=args.seed, backend=args.backend)
     if ds["binary"] is False and model.observation.binary_data:
         raise ValueError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
                          f"student_t")
@@ -119,7 +151,8 @@ def run_vae(args):
               progress=not args.no_progress, random_state=args.seed)
     hist = model.history_
     metrics = {
-        "model": args.model, "k": model.k, "data": args.data, "seed": args.seed,
+        "model": args.model, "layers": layers, "k": model.k, "data": args.data,
+        "seed": args.seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "config": model.config(),
         "train_seconds": hist["train_seconds"],
@@ -132,7 +165,8 @@ def run_vae(args):
     metrics.update(evaluate_model(model, ds["x_test"], eval_k=args.eval_k,
                                   x_train=ds["x_train"], seed=args.seed))
     write_json_atomic(os.path.join(out, METRICS_NAME), metrics)
-    print(f"{args.model} k={model.k} seed={args.seed}: test log-likelihood "
+    print(f"{args.model}{' (2 layers)' if layers == 2 else ''} k={model.k} seed={args.seed}: "
+          f"test log-likelihood "
           f"{metrics['test_log_likelihood']:.3f} (K={args.eval_k}), train "
           f"{metrics['train_seconds']:.1f}s, active units {metrics['active_units']}/"
           f"{model.latent_dim}; wrote {out}")
