@@ -2,9 +2,9 @@ r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then e
 (importance-sampled test log-likelihood with K = 5000, bounds, active units) and write
 ``metrics.json``.
 
-``vae`` and ``iwae`` are defined here (``--layers 2``: two stochastic layers,
-:class:`~scratchdgm.HierarchicalVAE` / :class:`~scratchdgm.HierarchicalIWAE`). Other model families register in :data:`FAMILIES` a
-module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
+``vae`` and ``iwae`` are defined here (with ``--layers 2``, two stochastic layers:
+:class:`~scratchdgm.HierarchicalVAE`, :class:`~scratchdgm.HierarchicalIWAE`). Other model
+families register in :data:`FAMILIES` a module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
 run-directory helpers of :mod:`scratchdgm.cli._runs`.
 
 Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
@@ -16,14 +16,10 @@ bit for bit) and ``runs/iwae50_s0/metrics.json``.
 """
 
 import os
-from importlib import import_module
 
-from scratchdgm.cli._runs import (
-    CHECKPOINT_NAME,
-    METRICS_NAME,
-    evaluate_model,
-    load_data,
-)
+from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME, evaluate_model, load_data
+
+from importlib import import_module
 
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
 
