@@ -2,10 +2,12 @@ r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then e
 (importance-sampled test log-likelihood with K = 5000, bounds, active units) and write
 ``metrics.json``.
 
-``vae`` and ``iwae`` are defined here (with ``--layers 2``, two stochastic layers:
-:class:`~scratchdgm.HierarchicalVAE`, :class:`~scratchdgm.HierarchicalIWAE`). Other model
-families register in :data:`FAMILIES` a module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
+``vae`` and ``iwae`` are defined here. Other model families register in :data:`FAMILIES` a
+module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
 run-directory helpers of :mod:`scratchdgm.cli._runs`.
+
+``--layers 2`` trains the models with two stochastic layers, :class:`~scratchdgm.HierarchicalVAE`
+and :class:`~scratchdgm.HierarchicalIWAE`.
 
 Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
 
