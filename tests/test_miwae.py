@@ -299,9 +299,9 @@ def test_bad_imputation_input_and_masks_are_refused_clearly():
         m.impute(x, n_draws=0)
     with pytest.raises(ValueError, match="not binary"):
         tiny(likelihood="bernoulli").transform(np.where(np.isnan(x), np.nan, 0.5))
-    with pytest.raises(ValueError, match="mask has shape"):
+    with pytest.raises(ValueError, match="missing mask has shape"):
         apply_missing(np.zeros((3, 4)), np.zeros((4, 3), bool))
-    with pytest.raises(ValueError, match="boolean"):
+    with pytest.raises(TypeError, match="boolean"):
         apply_missing(np.zeros((3, 4)), np.zeros((3, 4), int))
 
 

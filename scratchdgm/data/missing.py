@@ -19,7 +19,7 @@ Lecture: [Mattei-DGM, "DLVM for missing data imputation (Mattei & Frellsen, ICML
 
 import numpy as np
 
-from scratchdgm.validation import check_random_state, check_real
+from scratchdgm.validation import check_mask, check_random_state, check_real
 
 __all__ = ["IMPUTATION_DATASETS", "load_imputation_dataset", "mcar_mask", "apply_missing"]
 
@@ -113,16 +113,11 @@ def apply_missing(X, missing):
     Raises
     ------
     ValueError
-        If the shapes differ, or ``missing`` is not boolean (0/1 integers are refused too: a
-        mask of the other convention, True = observed, is an easy slip).
+        If the shapes differ.
+    TypeError
+        If ``missing`` is not boolean (0/1 integers are refused too: a mask of the other
+        convention, True = observed, is an easy slip).
     """
     X = np.array(X, dtype=np.float64 if np.asarray(X).dtype.kind in "biu" else None)
-    missing = np.asarray(missing)
-    if missing.dtype != bool:
-        raise ValueError(f"the missing mask must be boolean (True = missing), got dtype "
-                         f"{missing.dtype}")
-    if missing.shape != X.shape:
-        raise ValueError(f"the missing mask has shape {missing.shape} but X has shape "
-                         f"{X.shape}; expected the same shape")
-    X[missing] = np.nan
+    X[check_mask(missing, X.shape, "the missing mask", "missing", "apply_missing")] = np.nan
     return X

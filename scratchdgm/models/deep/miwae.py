@@ -62,7 +62,7 @@ from scratchdgm.models.deep import training as _training
 from scratchdgm.models.deep.observation import StudentTObservation
 from scratchdgm.models.deep.vae import IWAE, WeightedSamples
 from scratchdgm.numerics import logsumexp
-from scratchdgm.validation import check_positive_int, check_random_state
+from scratchdgm.validation import check_mask, check_positive_int, check_random_state
 
 __all__ = ["MIWAE", "self_normalised_weights", "STUDENT_T_MIN_DF", "STUDENT_T_MIN_SCALE"]
 
@@ -197,22 +197,11 @@ class MIWAE(IWAE):
 
     # -- the model with a mask --------------------------------------------------------------
 
-    def _observed_mask(self, x, observed):
-        if observed is None:
-            return ~np.isnan(x)
-        observed = np.asarray(observed)
-        if observed.dtype != bool:
-            raise TypeError(f"observed must be a boolean mask (True = observed), got dtype "
-                            f"{observed.dtype}")
-        if observed.shape != x.shape:
-            raise ValueError(f"the observed mask has shape {observed.shape} but x has shape "
-                             f"{x.shape}; expected the same shape")
-        return observed
-
     def _forward(self, x, k, rng, observed=None):
         # one pass: q(z | x_obs), K codes, the decoder outputs and the log-weights
         x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
-        observed = self._observed_mask(x, observed)
+        observed = (~np.isnan(x) if observed is None
+                    else check_mask(observed, x.shape, "the observed mask", "observed", "MIWAE"))
         x0 = np.where(observed, x, 0.0)                              # iota(x): zero imputation
         q = self.encode(x0)
         z = q.rsample(k, rng)                                        # (k, B, d)
@@ -277,15 +266,7 @@ class MIWAE(IWAE):
             raise ValueError(f"{where} has {empty.size} row(s) with every entry missing (e.g. row "
                              f"{empty[0]}); each row needs at least one observed value to "
                              f"condition on (drop such rows)")
-        if self.observation.binary_data:
-            values = arr[observed]
-            if allow_unit_interval:
-                if values.min() < 0 or values.max() > 1:
-                    raise ValueError(f"{where} has observed values outside [0, 1]; a Bernoulli "
-                                     f"likelihood needs binary data (or intensities in [0, 1] "
-                                     f"to binarise dynamically)")
-            else:
-                self.observation.check_data(arr, where)
+        self._check_values(arr, where, allow_unit_interval)
         return arr
 
     def check_training_data(self, X, where="X"):

@@ -20,7 +20,12 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm.distributions import Bernoulli, DiagNormal, StudentT
 from scratchdgm.nn import Module, Parameter
-from scratchdgm.validation import check_float_dtype, check_positive_float, check_positive_int
+from scratchdgm.validation import (
+    check_float_dtype,
+    check_mask,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "ObservationModel",
@@ -115,13 +120,7 @@ class ObservationModel(Module):
         if mask is None:
             return dist.log_prob(np.asarray(x, dtype=self.dtype))
         x = np.asarray(x, dtype=self.dtype)
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            raise TypeError(f"{type(self).__name__}.log_prob: mask must be a boolean array "
-                            f"(True = observed), got dtype {mask.dtype}")
-        if mask.shape != x.shape:
-            raise ValueError(f"{type(self).__name__}.log_prob: mask has shape {mask.shape} but x "
-                             f"has shape {x.shape}; expected the same shape")
+        mask = check_mask(mask, x.shape, "mask", "observed", f"{type(self).__name__}.log_prob")
         # any valid value stands in for a missing entry (0 is one for every model): its
         # log-density is multiplied by 0, so neither it nor its gradient counts
         x = np.where(mask, x, 0.0)

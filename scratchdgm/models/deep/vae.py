@@ -309,15 +309,21 @@ class VAE(Module):
             bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
             raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
                              f"expected finite values")
+        self._check_values(arr, where, allow_unit_interval)
+        return arr
+
+    def _check_values(self, arr, where, allow_unit_interval):
+        # what the observation model accepts (NaN, a missing entry where a model takes them,
+        # is skipped)
         if self.observation.binary_data:
             if allow_unit_interval:
-                if arr.min() < 0 or arr.max() > 1:
-                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
-                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
-                                     f"data, or intensities in [0, 1] to binarise dynamically")
+                lo, hi = np.nanmin(arr), np.nanmax(arr)
+                if lo < 0 or hi > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {lo:g}, max "
+                                     f"{hi:g}); a Bernoulli likelihood needs binary data, or "
+                                     f"intensities in [0, 1] to binarise dynamically")
             else:
                 self.observation.check_data(arr, where)
-        return arr
 
     def _data_array(self, X, where):
         r"""``X`` as a C-contiguous 2-D array of the model's dtype with ``input_dim`` columns and
