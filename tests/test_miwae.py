@@ -193,9 +193,17 @@ def test_imputations_match_the_gaussian_conditional(seed):
 
 def test_chunks_of_samples_and_rows_give_consistent_imputations():
     m, _, _ = linear_gaussian_miwae(0)
+    # one row: chunks of samples draw the same z as one pass, so the estimates are equal
+    # (chunk means weighted by each chunk's share of the total weight; 1000 + 1000 + 1 samples)
+    x = np.array([[0.5, np.nan, -1.0]])
+    whole = m.transform(x, k=2001, random_state=0)
+    np.testing.assert_allclose(m.transform(x, k=2001, random_state=0, chunk_size=1000), whole,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(m.impute(x, 4, k=2001, random_state=0, chunk_size=1000),
+                                  m.impute(x, 4, k=2001, random_state=0))
+    # several rows, one at a time: the same estimator with other draws
     x = np.array([[0.5, np.nan, -1.0], [np.nan, 1.0, 0.0], [0.2, 0.3, np.nan]])
     whole = m.transform(x, k=4000, random_state=0)
-    # 8 chunks of 500 samples, one row at a time: same estimator, other draws
     chunked = m.transform(x, k=4000, random_state=1, chunk_size=500)
     np.testing.assert_allclose(chunked, whole, atol=0.08)
     draws = m.impute(x, n_draws=3, k=1000, random_state=0, chunk_size=300)
@@ -232,7 +240,13 @@ def test_bernoulli_miwae_trains_on_binary_data_with_nan_and_keeps_them_missing()
     assert set(np.unique(draws)) <= {0.0, 1.0}
     # grey levels in [0, 1] are binarised dynamically, the NaN staying missing
     m2 = tiny(16, likelihood="bernoulli")
+    seen = []
+    objective = m2.objective
+    m2.objective = lambda x, k, rng: seen.append(x.copy()) or objective(x, k, rng)
     m2.fit(np.where(np.isnan(X_nan), np.nan, 0.8 * X + 0.1), epochs=1, progress=False)
+    batches = np.concatenate(seen)
+    assert np.isnan(batches).mean() == pytest.approx(np.isnan(X_nan).mean())
+    assert set(np.unique(batches[~np.isnan(batches)])) == {0.0, 1.0}
     assert np.isfinite(m2.history_["train_bound"][0])
 
 
