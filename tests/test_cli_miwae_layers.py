@@ -21,7 +21,7 @@ def test_train_miwae_on_a_bundled_table(tmp_path, capsys):
     for key in ("mse_miwae", "mse_mean_imputation", "observed_log_likelihood",
                 "missing_fraction", "train_seconds", "history"):
         assert key in m, key
-    assert 0.4 < m["missing_fraction"] < 0.5 and m["likelihood"] == "student_t"
+    assert 0.4 < m["missing_fraction"] < 0.5 and m["likelihood"] == "gaussian"
     imputed = np.load(out / "imputed.npy")
     assert imputed.shape == (150, 4) and not np.isnan(imputed).any()
     assert (out / "imputations.png").read_bytes()[:8] == PNG
@@ -97,7 +97,7 @@ def test_bench_miwae_imputation_quick_json(tmp_path, capsys):
     assert main(["bench", "miwae-imputation", "--quick", "--datasets", "iris", "--seeds", "1",
                  "--steps", "20", "--impute-k", "20", "--out", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["mse"]["iris"]) == {"mean", "KNN", "ICE", "missForest", "MIWAE"}
+    assert set(out["mse"]["iris"]) == {"mean", "KNN", "ICE", "missForest", "MIWAE", "MIWAE-t"}
     assert all(len(v) == 1 and v[0] > 0 for v in out["mse"]["iris"].values())
     assert out["steps"] == 20 and out["machine"]["threads"] == 1
     for path in out["figures"]:

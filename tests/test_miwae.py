@@ -222,7 +222,7 @@ def test_miwae_beats_mean_imputation_on_iris():
     m.fit(X_nan, epochs=60, batch_size=32, lr=3e-3, progress=False)
     mse = np.mean((m.transform(X_nan, k=200, random_state=0)[missing] - X[missing]) ** 2)
     mean_mse = np.mean((np.nanmean(X_nan, axis=0)[np.nonzero(missing)[1]] - X[missing]) ** 2)
-    # ratio over seeds 0..19 of mask, weights and training: 0.33 to 0.58
+    # ratio over seeds 0..19 of mask, weights and training: 0.37 to 0.53
     assert mse < 0.75 * mean_mse
 
 
@@ -253,7 +253,7 @@ def test_bernoulli_miwae_trains_on_binary_data_with_nan_and_keeps_them_missing()
 def test_save_load_round_trip_keeps_the_student_t_floors(tmp_path):
     X = np.random.default_rng(0).standard_normal((30, 5))
     X_nan = apply_missing(X, mcar_mask(X.shape, 0.5, 0))
-    m = tiny().fit(X_nan, epochs=1, progress=False)
+    m = tiny(likelihood="student_t").fit(X_nan, epochs=1, progress=False)
     assert m.observation.min_df == 3.0 and m.observation.min_scale == 1e-3
     m.save(tmp_path / "m.npz")
     back = sd.load_model(tmp_path / "m.npz")

@@ -36,8 +36,9 @@ def configure_parser(parser):
                         help="for a bundled table: the probability that an entry is removed "
                              "(default 0.5)")
     parser.add_argument("--likelihood", default=None,
-                        help="student_t (default for continuous data), gaussian, or bernoulli "
-                             "(default for binary data)")
+                        help="gaussian (default for continuous data: a learned standard "
+                             "deviation per column), student_t, or bernoulli (default for "
+                             "binary data)")
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--hidden", default="128,128",
                         help="comma-separated hidden widths (decoder mirrors them)")
@@ -114,7 +115,7 @@ def run(args):
             raise ValueError(f"--data {args.data}: expected a 2-D table, got shape {X.shape}")
         observed = X[~np.isnan(X)]
         binary = bool(observed.size) and bool(np.all((observed == 0) | (observed == 1)))
-    likelihood = args.likelihood or ("bernoulli" if binary else "student_t")
+    likelihood = args.likelihood or ("bernoulli" if binary else "gaussian")
     model = MIWAE(X.shape[1], args.latent_dim, hidden, likelihood=likelihood, k=args.k,
                   dtype=np.dtype(args.dtype), random_state=args.seed, backend=args.backend)
     X = model.check_training_data(X, "the data")  # refused before anything is written

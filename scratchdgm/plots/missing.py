@@ -113,18 +113,20 @@ def plot_imputation_errors(errors, path, *, baseline="mean",
     Parameters
     ----------
     errors : dict of str -> dict of str -> sequence of float
-        Data set -> method -> the MSE of each seed (the same seeds for every method).
+        Data set -> method -> the MSE of each seed (the same seeds for every method); a method
+        may be missing on some data sets.
     path : str or os.PathLike
     baseline : str
         The method every other is divided by, seed by seed.
     """
     plt = _plt()
     datasets = list(errors)
-    methods = [m for m in errors[datasets[0]] if m != baseline]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(datasets), 3.6))
+    methods = list(dict.fromkeys(m for d in datasets for m in errors[d] if m != baseline))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(datasets), 3.6))
     width = 0.8 / len(methods)
     for j, method in enumerate(methods):
-        ratios = [np.asarray(errors[d][method]) / np.asarray(errors[d][baseline])
+        # a method absent on a data set (e.g. one for continuous data only) leaves a gap
+        ratios = [np.asarray(errors[d].get(method, np.nan)) / np.asarray(errors[d][baseline])
                   for d in datasets]
         x = np.arange(len(datasets)) + (j - (len(methods) - 1) / 2) * width
         ax.bar(x, [r.mean() for r in ratios], width, yerr=[r.std() for r in ratios],
