@@ -18,6 +18,11 @@ dataset (``get_dataset`` spec)         shape (train / test)       range         
 ``heavy-tailed``                       (1500, 5) / (500, 5)       unbounded         no
 =====================================  =========================  ================  ==========
 
+For imputation experiments, :mod:`scratchdgm.data.missing` gives scikit-learn's bundled tables
+standardised (:func:`load_imputation_dataset`: iris, wine, breast cancer, the digits, and the
+digits binarised) and removes entries completely at random (:func:`mcar_mask`,
+:func:`apply_missing`; NaN marks a missing entry).
+
 Lecture: [Mattei-DGM, "Deep latent variable models: the role of the
 decoder"] (the toy decoder with :math:`d = 1, p = 2`), "Deep latent variable models: the role of
 the observation model" (Gaussian, Bernoulli and Student's t observation models, hence binary and

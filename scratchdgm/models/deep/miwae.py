@@ -62,6 +62,7 @@ from scratchdgm.models.deep import training as _training
 from scratchdgm.models.deep.observation import StudentTObservation
 from scratchdgm.models.deep.vae import IWAE, WeightedSamples
 from scratchdgm.numerics import logsumexp
+from scratchdgm.progress import progress
 from scratchdgm.validation import check_mask, check_positive_int, check_random_state
 
 __all__ = ["MIWAE", "self_normalised_weights", "STUDENT_T_MIN_DF", "STUDENT_T_MIN_SCALE"]
@@ -373,7 +374,8 @@ class MIWAE(IWAE):
         observed = ~np.isnan(X)
         out = X.copy()
         with _ad.no_grad():
-            for s in range(0, len(X), rows):
+            for s in progress(range(0, len(X), rows), desc="MIWAE transform", unit="chunk",
+                              leave=False):
                 x, obs = X[s:s + rows], observed[s:s + rows]
                 chunk_lse, chunk_mean = [], []
                 for kc in _chunks(k, k_chunk):
@@ -429,7 +431,8 @@ class MIWAE(IWAE):
         observed = ~np.isnan(X)
         out = np.empty((n_draws, *X.shape), dtype=self.dtype)
         with _ad.no_grad():
-            for s in range(0, len(X), rows):
+            for s in progress(range(0, len(X), rows), desc="MIWAE impute", unit="chunk",
+                              leave=False):
                 x, obs = X[s:s + rows], observed[s:s + rows]
                 log_w, z = [], []
                 for kc in _chunks(k, k_chunk):
