@@ -19,5 +19,6 @@ BENCHMARKS = {
     "iwae-step": "scratchdgm.benchmarks.iwae_step",
     "autodiff": "scratchdgm.benchmarks.autodiff",
     "linear-models": "scratchdgm.benchmarks.linear_models",
+    "gpu": "scratchdgm.benchmarks.gpu",
     "miwae-imputation": "scratchdgm.benchmarks.miwae_imputation",
 }

@@ -48,6 +48,7 @@ _LAZY = {
     "HierarchicalVAE": "scratchdgm.models.deep",
     "HierarchicalIWAE": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
+    "evaluate": "scratchdgm.evaluation",
 }
 
 _SUBMODULES = {

@@ -23,7 +23,15 @@ Example::
 
 import os
 
-from scratchdgm.cli._runs import CHECKPOINT_NAME, METRICS_NAME
+from scratchdgm.cli._runs import (
+    METRICS_NAME,
+    CommandError,
+    check_backend,
+    check_new_or_resumed,
+    fit_or_explain,
+    parse_hidden,
+    run_directory,
+)
 
 HELP = "MIWAE: train on data with missing entries (NaN) and impute them (Mattei & Frellsen 2019)"
 
@@ -52,8 +60,8 @@ def configure_parser(parser):
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the missing entries, the weights and the training draws")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    parser.add_argument("--backend", default=None,
-                        help="kernel backend: numpy, numba, cuda or auto (default: the fastest)")
+    parser.add_argument("--backend", default=None, choices=["numpy", "numba", "cuda", "auto"],
+                        help="kernel backend (default: SCRATCHDGM_BACKEND, else auto = numba)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--resume", action="store_true",
                         help="continue the checkpoint in --out (settings must match)")
@@ -84,7 +92,6 @@ def run(args):
 
     from scratchdgm import MIWAE
     from scratchdgm.checkpoint import write_json_atomic
-    from scratchdgm.cli.train import parse_hidden
     from scratchdgm.data import (
         IMPUTATION_DATASETS,
         apply_missing,
@@ -96,14 +103,12 @@ def run(args):
     for name in ("epochs", "latent_dim", "batch_size", "k", "impute_k"):
         value = getattr(args, name)
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+            raise CommandError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if not 0.0 < args.missing_rate < 1.0:
-        raise ValueError(f"--missing-rate must be in (0, 1), got {args.missing_rate}")
+        raise CommandError(f"--missing-rate must be in (0, 1), got {args.missing_rate}")
     hidden = parse_hidden(args.hidden)
-    ckpt = os.path.join(args.out, CHECKPOINT_NAME)
-    if os.path.exists(ckpt) and not args.resume:
-        raise FileExistsError(f"{ckpt} exists; pass --resume to continue that run, or choose "
-                              f"another --out (nothing was overwritten)")
+    backend = check_backend(args.backend)
+    ckpt = check_new_or_resumed(args.out, args.resume)
     truth = missing = None
     if args.data in IMPUTATION_DATASETS:
         truth, binary = load_imputation_dataset(args.data)
@@ -117,11 +122,12 @@ def run(args):
         binary = bool(observed.size) and bool(np.all((observed == 0) | (observed == 1)))
     likelihood = args.likelihood or ("bernoulli" if binary else "gaussian")
     model = MIWAE(X.shape[1], args.latent_dim, hidden, likelihood=likelihood, k=args.k,
-                  dtype=np.dtype(args.dtype), random_state=args.seed, backend=args.backend)
+                  dtype=np.dtype(args.dtype), random_state=args.seed, backend=backend)
     X = model.check_training_data(X, "the data")  # refused before anything is written
-    os.makedirs(args.out, exist_ok=True)
-    model.fit(X, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, checkpoint=ckpt,
-              resume=args.resume, progress=not args.no_progress, random_state=args.seed)
+    with run_directory(args.out):
+        fit_or_explain(model, X, ckpt=ckpt, out=args.out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, resume=args.resume,
+                       progress=not args.no_progress, random_state=args.seed)
     t0 = time.perf_counter()
     imputed = model.transform(X, k=args.impute_k, random_state=np.random.default_rng([args.seed,
                                                                                       1]))

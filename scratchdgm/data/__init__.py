@@ -38,7 +38,7 @@ from scratchdgm.data.missing import (
     mcar_mask,
 )
 from scratchdgm.data.mnist import MNIST_FILES, load_mnist, read_idx
-from scratchdgm.data.registry import DATASET_SPECS, get_dataset
+from scratchdgm.data.registry import BINARY_DATASETS, DATASET_SPECS, get_dataset
 from scratchdgm.data.toy import (
     heavy_tailed_linear,
     pinwheel,
@@ -67,6 +67,7 @@ __all__ = [
     "heavy_tailed_linear",
     "get_dataset",
     "DATASET_SPECS",
+    "BINARY_DATASETS",
     "IMPUTATION_DATASETS",
     "load_imputation_dataset",
     "mcar_mask",

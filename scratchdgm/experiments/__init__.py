@@ -45,7 +45,12 @@ class ExperimentResult:
 
 
 #: experiment name -> module, in the order of the course
-EXPERIMENTS = {}
+EXPERIMENTS = {
+    "monte-carlo": "scratchdgm.experiments.monte_carlo",
+    "naive-vs-is": "scratchdgm.experiments.naive_vs_is",
+    "score-function": "scratchdgm.experiments.score_function",
+    "bounds": "scratchdgm.experiments.bounds",
+}
 
 
 def get_experiment(name):

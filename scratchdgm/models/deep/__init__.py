@@ -7,14 +7,16 @@ log-weights), :mod:`~scratchdgm.models.deep.observation` and
 extensions :mod:`~scratchdgm.models.deep.miwae` (missing data) and
 :mod:`~scratchdgm.models.deep.hierarchical` (two stochastic layers), then
 :mod:`~scratchdgm.models.deep.training`, :mod:`~scratchdgm.models.deep.evaluation` and
-:mod:`~scratchdgm.models.deep.persistence`.
+:mod:`~scratchdgm.models.deep.persistence`. :mod:`~scratchdgm.models.deep.linear_gaussian` reads
+factor analysis and PPCA through the same protocol, with exact answers to check against.
 """
 
 from scratchdgm.models.deep.hierarchical import HierarchicalIWAE, HierarchicalVAE
+from scratchdgm.models.deep.linear_gaussian import LinearGaussianLVM
 from scratchdgm.models.deep.miwae import MIWAE
 from scratchdgm.models.deep.persistence import load_model
 from scratchdgm.models.deep.training import TrainingDivergedError, fit
 from scratchdgm.models.deep.vae import IWAE, VAE
 
-__all__ = ["VAE", "IWAE", "MIWAE", "HierarchicalVAE", "HierarchicalIWAE", "fit", "load_model",
-           "TrainingDivergedError"]
+__all__ = ["VAE", "IWAE", "MIWAE", "HierarchicalVAE", "HierarchicalIWAE", "LinearGaussianLVM",
+           "fit", "load_model", "TrainingDivergedError"]

@@ -12,7 +12,7 @@ log importance weights
 
 Everything here is a pure function of those log-weights (or of the Gaussian parameters), so that
 the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients flowing back),
-evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
+evaluation (with ``no_grad``) and the course exercise ``exercises/10_iwae_bound.md``.
 
 Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"] (the
 bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
@@ -27,6 +27,13 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
+from scratchdgm.progress import progress as _progress
+
+#: seconds a small evaluation runs before it draws a progress bar: quick ones stay silent
+EVAL_BAR_DELAY = 1.0
+#: importance samples from which the log-likelihood's bar is drawn at once (K = 5000 on 20
+#: points): such an evaluation is long, and its first chunk may wait for kernels to compile
+EVAL_BAR_AT_ONCE = 100_000
 
 __all__ = [
     "log_mean_exp",
@@ -114,11 +121,13 @@ def iwae_bound(log_w, *, backend=None):
     (bound), Theorem 1 (monotone in K), eq. 14 (gradient).
     Lecture [Mattei-DGM, "Maximum likelihood for DLVM"].
     """
+    # BEGIN EXERCISE 10: log of the MEAN importance weight over the K samples, stably
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     # log_mean_exp(log_w, axis=0) in one fused, stable pass on the current backend (its NumPy
     # reference is scratchdgm.kernels.reference.logsumexp; tests hold the two together)
     return _fused.iw_logsumexp(log_w, backend=backend) - math.log(log_w.shape[0])
+    # END EXERCISE 10
 
 
 def elbo_monte_carlo(log_w):
@@ -148,9 +157,11 @@ def elbo_monte_carlo(log_w):
     Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 6 (SGVB estimator A).
     Lecture [Mattei-DGM, "What about VAEs?"].
     """
+    # BEGIN EXERCISE 10: the mean of the log-weights over the K samples
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     return log_w.mean(axis=0)
+    # END EXERCISE 10
 
 
 def elbo_analytic_kl(log_px_given_z, kl):
@@ -189,7 +200,8 @@ def elbo_analytic_kl(log_px_given_z, kl):
     return log_px_given_z.mean(axis=0) - _as_tensor(kl)
 
 
-def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):
+def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000,
+                                      progress=True):
     r"""Importance-sampled :math:`\log p_\theta(x_i)` with K samples, in bounded memory.
 
     Parameters
@@ -204,6 +216,10 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
         Total importance samples per point (Burda et al. use 5000).
     chunk_size : int
         At most about this many (sample, point) pairs are materialised at a time.
+    progress : bool
+        Show a progress bar (importance samples drawn so far, time left) on a terminal (see
+        :mod:`scratchdgm.progress`): at once for :data:`EVAL_BAR_AT_ONCE` samples or more, else
+        once the evaluation has lasted :data:`EVAL_BAR_DELAY` seconds; removed when done.
 
     Returns
     -------
@@ -241,17 +257,21 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
     k_chunk = min(k, chunk_size)
     batch = max(1, chunk_size // k_chunk)
-    for start in range(0, n, batch):
-        idx = np.arange(start, min(n, start + batch))
-        partial = []
-        done = 0
-        while done < k:
-            kc = min(k_chunk, k - done)
-            lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
-            if lw.shape != (kc, len(idx)):
-                raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
-                                 f"({kc}, {len(idx)})")
-            partial.append(_num.logsumexp(lw, axis=0))
-            done += kc
-        out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
+    delay = 0.0 if n * k >= EVAL_BAR_AT_ONCE else EVAL_BAR_DELAY
+    with _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
+                   enabled=progress, leave=False, delay=delay) as bar:
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch))
+            partial = []
+            done = 0
+            while done < k:
+                kc = min(k_chunk, k - done)
+                lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
+                if lw.shape != (kc, len(idx)):
+                    raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
+                                     f"({kc}, {len(idx)})")
+                partial.append(_num.logsumexp(lw, axis=0))
+                done += kc
+                bar.update(kc * len(idx))
+            out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
     return out

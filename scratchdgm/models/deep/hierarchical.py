@@ -398,6 +398,14 @@ class HierarchicalVAE(VAE):
                 total["z2"] += kl2.data.mean(axis=0).sum(axis=0)
         return {name: v / len(X) for name, v in total.items()}
 
+    def kl_total(self, X, random_state=None, k=10):
+        r"""``{'z1': KL_1, 'z2': KL_2}``: the layer-wise KL terms of :func:`layer_terms`
+        averaged over X, the sums of :meth:`kl_per_dimension` (the one-layer
+        :meth:`VAE.kl_total <scratchdgm.models.deep.vae.VAE.kl_total>`, a KL to a fixed prior,
+        does not apply: the prior of :math:`z_1` is conditional on :math:`z_2`)."""
+        per = self.kl_per_dimension(X, random_state=random_state, k=k)
+        return {name: float(v.sum()) for name, v in per.items()}
+
     def posterior_means(self, X, k=100, random_state=0):
         r"""The posterior mean of each layer's code, for the activity of its units.
 
