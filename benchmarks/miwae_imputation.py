@@ -168,7 +168,7 @@ def _verdict(row):
     others = {m: v[0] for m, v in row.items() if not m.startswith("MIWAE") and m != "mean"}
     best = min(others, key=others.get)
     if mean <= others[best]:
-        return f"best, {others[best] / mean - 1:.0%} below {best}"
+        return f"best, {1 - mean / others[best]:.0%} below {best}"
     return f"loses to {best} by {mean / others[best] - 1:.0%}"
 
 
