@@ -26,5 +26,6 @@ BENCHMARKS = {
     "train": "scratchdgm.benchmarks.train",
     "fa-convergence": "scratchdgm.benchmarks.fa_convergence",
     "gpu": "scratchdgm.benchmarks.gpu",
+    "miwae-imputation": "scratchdgm.benchmarks.miwae_imputation",
     "all": "scratchdgm.benchmarks.run_all",
 }

@@ -45,6 +45,9 @@ _LAZY = {
     # deep latent-variable models
     "VAE": "scratchdgm.models.deep",
     "IWAE": "scratchdgm.models.deep",
+    "MIWAE": "scratchdgm.models.deep",
+    "HierarchicalVAE": "scratchdgm.models.deep",
+    "HierarchicalIWAE": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
     "RealNVP": "scratchdgm.models.deep",
     "DiffusionModel": "scratchdgm.models.deep",

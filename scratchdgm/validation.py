@@ -29,6 +29,7 @@ __all__ = [
     "check_float_dtype",
     "check_rng",
     "check_random_state",
+    "check_mask",
 ]
 
 #: The floating dtypes the library computes in.
@@ -149,3 +150,20 @@ def check_random_state(random_state, where=None):
             raise ValueError(f"{_prefix(where)}random_state: {exc}") from None
     raise TypeError(f"{_prefix(where)}random_state must be None, an int seed or a "
                     f"numpy.random.Generator, got {type(random_state).__name__}")
+
+
+def check_mask(mask, shape, name, meaning, where=None):
+    r"""``mask`` as a boolean ndarray of exactly ``shape``.
+
+    ``meaning`` says what True stands for (``"observed"``, ``"missing"``): the error names it,
+    since a mask of the other convention is the easy slip. TypeError for a non-boolean mask
+    (0/1 integers included), ValueError for another shape.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"{_prefix(where)}{name} must be a boolean array (True = {meaning}), "
+                        f"got dtype {mask.dtype}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{_prefix(where)}{name} has shape {mask.shape} but the data has shape "
+                         f"{tuple(shape)}; expected the same shape")
+    return mask

@@ -130,7 +130,6 @@ def test_fused_ops_agree_with_plain_forms(binary_data):
     rng = np.random.default_rng(5)
     logits = sd.tensor(rng.normal(size=(3, 4, 64)) * 3, requires_grad=True)
     x = binary_data[:4]
-    obs = BernoulliObservation(64)
     a = fused.bernoulli_log_prob(logits, x)
     b = -sd.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(axis=-1)
     np.testing.assert_allclose(a.data, b.data, rtol=1e-10)

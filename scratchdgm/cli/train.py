@@ -8,6 +8,9 @@ run-directory helpers of :mod:`scratchdgm.cli._runs` (``run_directory``, ``check
 ``load_data``, ``data_record``, ``check_backend``, ``parse_hidden``, ``fit_or_explain``,
 ``evaluate_or_explain``, ``CommandError``), as ``run_vae`` below does.
 
+``--layers 2`` trains the models with two stochastic layers, :class:`~scratchdgm.HierarchicalVAE`
+and :class:`~scratchdgm.HierarchicalIWAE`.
+
 Example (the digits protocol of ``docs/protocols.md``, IWAE with K = 50)::
 
     scratchdgm train iwae --data digits --k 50 --epochs 100 --seed 0 --out runs/iwae50_s0
@@ -42,6 +45,7 @@ FAMILIES = {
     "flow": "scratchdgm.cli.train_flow",
     "catvae": "scratchdgm.cli.train_catvae",
     "gmvae": "scratchdgm.cli.train_gmvae",
+    "miwae": "scratchdgm.cli.train_miwae",
 }
 
 
@@ -127,11 +131,20 @@ def configure_vae_parser(parser):
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds weights and training draws (default %(default)s)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--latent-dim", type=int, default=10,
-                        help="d, the dimension of z (default %(default)s)")
+    parser.add_argument("--latent-dim", type=int, default=None,
+                        help="d, the dimension of z (default 10); with --layers 2, the size of "
+                             "z1 (default 20)")
     parser.add_argument("--hidden", default="100,100",
                         help="comma-separated hidden widths of the encoder; the decoder mirrors "
-                             "them (default %(default)s)")
+                             "them (default %(default)s); with --layers 2, those between x and z1")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=1,
+                        help="stochastic layers: 1 (x <- z) or 2 (x <- z1 <- z2, Burda et al. "
+                             "2016's two-layer model scaled to the digits; default 1)")
+    parser.add_argument("--latent-dim2", type=int, default=10,
+                        help="with --layers 2: the size of z2 (default %(default)s)")
+    parser.add_argument("--hidden2", default="50,50",
+                        help="with --layers 2: hidden widths between z1 and z2 (default "
+                             "%(default)s)")
     # (a metavar, so that argparse reads the lazy choices only to check a value or print help)
     parser.add_argument("--activation", default="tanh", metavar="NAME",
                         choices=LazyChoices(_activations),
@@ -161,10 +174,13 @@ def configure_vae_parser(parser):
 def run_vae(args):
     import numpy as np
 
-    from scratchdgm import IWAE, VAE
+    from scratchdgm import IWAE, VAE, HierarchicalIWAE, HierarchicalVAE
     from scratchdgm.checkpoint import write_json_atomic
     from scratchdgm.models.deep.training import format_bound
 
+    layers = getattr(args, "layers", 1)
+    if args.latent_dim is None:
+        args.latent_dim = 20 if layers == 2 else 10
     for name in ("epochs", "latent_dim", "batch_size", "eval_k"):
         value = getattr(args, name)
         if value < 1:
@@ -181,10 +197,22 @@ def run_vae(args):
     likelihood = args.likelihood
     if likelihood == "auto":
         likelihood = "bernoulli" if ds["binary"] else "gaussian"
-    cls = IWAE if args.model == "iwae" else VAE
-    model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
-                likelihood=likelihood, prior=args.prior, k=args.k,
-                dtype=np.dtype(args.dtype), random_state=args.seed, backend=backend)
+    if layers == 2:
+        if args.prior != "normal":
+            raise CommandError("--prior applies to one stochastic layer; with --layers 2 the "
+                               "prior of z2 is the standard normal")
+        if args.latent_dim2 < 1:
+            raise CommandError(f"--latent-dim2 must be >= 1, got {args.latent_dim2}")
+        cls = HierarchicalIWAE if args.model == "iwae" else HierarchicalVAE
+        model = cls(ds["x_train"].shape[1], (args.latent_dim, args.latent_dim2),
+                    (hidden, parse_hidden(args.hidden2)), activation=args.activation,
+                    likelihood=likelihood, k=args.k, dtype=np.dtype(args.dtype),
+                    random_state=args.seed, backend=backend)
+    else:
+        cls = IWAE if args.model == "iwae" else VAE
+        model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
+                    likelihood=likelihood, prior=args.prior, k=args.k,
+                    dtype=np.dtype(args.dtype), random_state=args.seed, backend=backend)
     if ds["binary"] is False and model.observation.binary_data:
         raise CommandError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
                            f"student_t (or auto)")
@@ -198,8 +226,8 @@ def run_vae(args):
                        random_state=args.seed, metadata=data_record(args.data, args.seed))
     hist = model.history_
     metrics = {
-        "model": args.model, "k": model.k, "data": args.data, "seed": args.seed,
-        "epochs": hist["epoch"][-1] if hist["epoch"] else 0,
+        "model": args.model, "layers": layers, "k": model.k, "data": args.data,
+        "seed": args.seed, "epochs": hist["epoch"][-1] if hist["epoch"] else 0,
         "batch_size": args.batch_size, "lr": args.lr,
         "config": model.config(),
         "train_seconds": hist["train_seconds"],
@@ -212,7 +240,8 @@ def run_vae(args):
     metrics.update(evaluate_or_explain(model, ds["x_test"], where=ckpt, eval_k=args.eval_k,
                                        x_train=ds["x_train"], seed=args.seed))
     write_json_atomic(os.path.join(out, METRICS_NAME), metrics)
-    print(f"{args.model} k={model.k} seed={args.seed}: test log-likelihood "
+    print(f"{args.model}{' (2 layers)' if layers == 2 else ''} k={model.k} seed={args.seed}: "
+          f"test log-likelihood "
           f"{format_bound(metrics['test_log_likelihood'])} (K={args.eval_k}), train "
           f"{metrics['train_seconds']:.1f}s, active units {metrics['active_units']}/"
           f"{model.latent_dim}; wrote {out}")

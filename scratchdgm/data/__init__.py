@@ -18,6 +18,11 @@ dataset (``get_dataset`` spec)         shape (train / test)       range         
 ``heavy-tailed``                       (1500, 5) / (500, 5)       unbounded         no
 =====================================  =========================  ================  ==========
 
+For imputation experiments, :mod:`scratchdgm.data.missing` gives scikit-learn's bundled tables
+standardised (:func:`load_imputation_dataset`: iris, wine, breast cancer, the digits, and the
+digits binarised) and removes entries completely at random (:func:`mcar_mask`,
+:func:`apply_missing`; NaN marks a missing entry).
+
 Lecture: [Mattei-DGM, "Deep latent variable models: the role of the
 decoder"] (the toy decoder with :math:`d = 1, p = 2`), "Deep latent variable models: the role of
 the observation model" (Gaussian, Bernoulli and Student's t observation models, hence binary and
@@ -26,6 +31,12 @@ continuous data) and "Illustrative example of a DLVM for binary images" (binary 
 
 from scratchdgm.data.dataset import Dataset, dynamic_binarize
 from scratchdgm.data.digits import load_digits_continuous, load_digits_protocol
+from scratchdgm.data.missing import (
+    IMPUTATION_DATASETS,
+    apply_missing,
+    load_imputation_dataset,
+    mcar_mask,
+)
 from scratchdgm.data.mnist import MNIST_FILES, load_mnist, read_idx
 from scratchdgm.data.registry import BINARY_DATASETS, DATASET_SPECS, get_dataset
 from scratchdgm.data.toy import (
@@ -57,4 +68,8 @@ __all__ = [
     "get_dataset",
     "DATASET_SPECS",
     "BINARY_DATASETS",
+    "IMPUTATION_DATASETS",
+    "load_imputation_dataset",
+    "mcar_mask",
+    "apply_missing",
 ]

@@ -89,4 +89,10 @@ class Bernoulli(Distribution):
         r""":math:`H = \sum_j [\operatorname{softplus}(l_j) - l_j \sigma(l_j)]`."""
         return (self.logits.softplus() - self.logits * self.logits.sigmoid()).sum(axis=-1)
 
+    def factors(self):
+        r"""The p independent coordinates as a batch of single Bernoulli variables: batch shape
+        ``batch_shape + (p,)``, event shape ``(1,)``; ``factors().log_prob(x[..., None])`` is the
+        log-probability of each entry, whose sum over the last axis is ``log_prob(x)``."""
+        return Bernoulli(self.logits.reshape(*self.logits.shape, 1), backend=self.backend)
+
 

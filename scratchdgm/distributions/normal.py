@@ -154,6 +154,20 @@ class DiagNormal(Distribution):
         r""":math:`H = \sum_j (\tfrac12 \log(2\pi e) + \log\sigma_j)`, shape ``batch_shape``."""
         return (_bcast_to(self.log_sigma, self._shape) + 0.5 * (1.0 + _LOG_2PI)).sum(axis=-1)
 
+    def factors(self):
+        r"""The d independent coordinates as a batch of one-dimensional Gaussians
+        :math:`\mathcal N(\mu_j, \sigma_j^2)`: batch shape ``batch_shape + (d,)``, event
+        shape ``(1,)``.
+
+        A diagonal Gaussian is the product of its factors, so
+        ``factors().log_prob(x[..., None])`` holds the log-density of each coordinate (its sum
+        over the last axis is ``log_prob(x)``) and ``kl_divergence(q.factors(), p.factors())``
+        the KL of each coordinate: the per-entry terms a mask or a per-unit statistic needs.
+        """
+        one = [_bcast_to(t, self._shape).reshape(*self._shape, 1)
+               for t in (self.mu, self.log_sigma)]
+        return DiagNormal(*one, backend=self.backend)
+
 
 class StandardNormal(DiagNormal):
     r"""The standard Gaussian prior :math:`p(z) = \mathcal N(z \mid 0_d, I_d)`.

@@ -86,6 +86,15 @@ class StudentT(Distribution):
                - 0.5 * (df + 1.0) * (r * r / df).log1p())
         return _bcast_to(per, np.broadcast_shapes(per.shape, self._shape)).sum(axis=-1)
 
+    def factors(self):
+        r"""The p independent coordinates as a batch of one-dimensional Student's t
+        distributions: batch shape ``batch_shape + (p,)``, event shape ``(1,)``;
+        ``factors().log_prob(x[..., None])`` is the log-density of each entry, whose sum over
+        the last axis is ``log_prob(x)``."""
+        one = [_bcast_to(t, self._shape).reshape(*self._shape, 1)
+               for t in (self.loc, self.scale, self.df)]
+        return StudentT(*one)
+
     def sample(self, sample_shape=(), random_state=None):
         r"""ndarray of shape ``sample_shape + batch_shape + (p,)`` (no graph)."""
         shape, rng = self._draw_setup(sample_shape, random_state, "sample")

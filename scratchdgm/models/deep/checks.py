@@ -1,6 +1,6 @@
 r"""The check every deep model makes of its data at the public boundary, written once: a 2-D
-numeric array with the model's number of columns, at least one row, finite values, converted to
-the model's dtype. Model-specific rules (binary data for a Bernoulli likelihood) are added by
+numeric array with the model's number of columns, at least one row, finite values (or NaN for a
+missing entry, in a model that accepts missing data), converted to the model's dtype. Model-specific rules (binary data for a Bernoulli likelihood) are added by
 the model on top.
 """
 
@@ -11,7 +11,7 @@ from scratchdgm import autodiff as _ad
 __all__ = ["check_observations"]
 
 
-def check_observations(X, input_dim, dtype, where="X"):
+def check_observations(X, input_dim, dtype, where="X", *, allow_missing=False):
     r"""Validate observations and return them as a C-contiguous array of ``dtype``.
 
     Parameters
@@ -22,6 +22,8 @@ def check_observations(X, input_dim, dtype, where="X"):
     dtype : numpy.dtype
     where : str
         The argument's name in error messages.
+    allow_missing : bool
+        Accept NaN as the marker of a missing entry (MIWAE); inf is refused either way.
 
     Returns
     -------
@@ -53,7 +55,12 @@ def check_observations(X, input_dim, dtype, where="X"):
     if arr.shape[0] == 0:
         raise ValueError(f"{where} has no rows; expected at least one sample")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    if allow_missing:
+        if np.isinf(arr).any():
+            bad = tuple(int(v) for v in np.argwhere(np.isinf(arr))[0])
+            raise ValueError(f"{where} contains an infinite value ({where}[{bad}] = {arr[bad]}); "
+                             f"expected finite values, with NaN marking a missing entry")
+    elif not np.all(np.isfinite(arr)):
         bad = tuple(int(v) for v in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{where} contains NaN or inf (e.g. {where}[{bad}] = {arr[bad]}); "
                          f"expected finite values")

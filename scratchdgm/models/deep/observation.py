@@ -21,7 +21,12 @@ from scratchdgm import autodiff as _ad
 from scratchdgm.distributions import Bernoulli, DiagNormal, StudentT
 from scratchdgm.models.deep.checks import check_observations
 from scratchdgm.nn import Module, Parameter
-from scratchdgm.validation import check_float_dtype, check_positive_float, check_positive_int
+from scratchdgm.validation import (
+    check_float_dtype,
+    check_mask,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "ObservationModel",
@@ -82,28 +87,54 @@ class ObservationModel(Module):
         (Tensor, shape (..., n_outputs)), batch shape ``eta.shape[:-1]``."""
         raise NotImplementedError(f"{type(self).__name__} does not define distribution()")
 
-    def log_prob(self, x, eta):
-        r""":math:`\log p_\theta(x \mid z)`.
+    def log_prob(self, x, eta, mask=None):
+        r""":math:`\log p_\theta(x \mid z)`, or with ``mask`` the log-likelihood of the observed
+        entries only, :math:`\log p_\theta(x^{\mathrm{obs}} \mid z)`.
 
         Parameters
         ----------
         x : ndarray, shape (B, p)
-            Observations.
+            Observations. With a ``mask``, the entries it marks missing are ignored (they may be
+            NaN).
         eta : Tensor, shape (K, B, n_outputs) or (B, n_outputs)
             Decoder outputs for K codes per observation.
+        mask : ndarray of bool, shape (B, p), optional
+            True where :math:`x_{ij}` is observed.
 
         Returns
         -------
         Tensor, shape (K, B) or (B,)
+
+        Notes
+        -----
+        The observation model factorises over the p entries, so the density of the observed
+        entries is the product of their factors (the missing ones integrate to one):
+
+        .. math::
+
+            \log p_\theta(x^{\mathrm{obs}} \mid z) = \sum_{j=1}^p m_j \log \Phi(x_j \mid
+            \eta_j), \qquad m_j = 1 \text{ if } x_j \text{ is observed, else } 0,
+
+        computed from the per-entry log-densities of the distribution's
+        :meth:`~scratchdgm.distributions.DiagNormal.factors` (Mattei & Frellsen 2019, eq. 3).
         """
-        return self.distribution(_as_tensor(eta)).log_prob(np.asarray(x, dtype=self.dtype))
+        dist = self.distribution(_as_tensor(eta))
+        if mask is None:
+            return dist.log_prob(np.asarray(x, dtype=self.dtype))
+        x = np.asarray(x, dtype=self.dtype)
+        mask = check_mask(mask, x.shape, "mask", "observed", f"{type(self).__name__}.log_prob")
+        # any valid value stands in for a missing entry (0 is one for every model): its
+        # log-density is multiplied by 0, so neither it nor its gradient counts
+        x = np.where(mask, x, 0.0)
+        per_entry = dist.factors().log_prob(x[..., None])            # (K, B, p)
+        return (per_entry * mask.astype(self.dtype)).sum(axis=-1)
 
     def check_data(self, x, where="X"):
         r"""Raise ValueError if ``x`` cannot be observations of this model (default: any
         finite data, which the model checks before calling this)."""
         return None
 
-    def validate_data(self, X, where="X", *, allow_unit_interval=False):
+    def validate_data(self, X, where="X", *, allow_unit_interval=False, allow_missing=False):
         r"""Validate observations of this model and return them as a C-contiguous array of its
         dtype: the ``check_data`` of every deep model of the library.
 
@@ -115,6 +146,9 @@ class ObservationModel(Module):
         allow_unit_interval : bool
             For a binary observation model, also accept values in [0, 1] (grey levels, to be
             binarised dynamically during training).
+        allow_missing : bool
+            Accept NaN as a missing entry (models that train on incomplete data, MIWAE): it is
+            skipped by the value checks.
 
         Raises
         ------
@@ -124,13 +158,14 @@ class ObservationModel(Module):
             Not 2-D, wrong number of columns, no rows, NaN / inf, or (binary models) values
             other than 0/1 (or outside [0, 1] when ``allow_unit_interval``).
         """
-        arr = check_observations(X, self.input_dim, self.dtype, where)
+        arr = check_observations(X, self.input_dim, self.dtype, where, allow_missing=allow_missing)
         if self.binary_data:
             if allow_unit_interval:
-                if arr.min() < 0 or arr.max() > 1:
-                    raise ValueError(f"{where} has values outside [0, 1] (min {arr.min():g}, "
-                                     f"max {arr.max():g}); a Bernoulli likelihood needs binary "
-                                     f"data, or intensities in [0, 1] to binarise dynamically")
+                lo, hi = np.nanmin(arr), np.nanmax(arr)
+                if lo < 0 or hi > 1:
+                    raise ValueError(f"{where} has values outside [0, 1] (min {lo:g}, max "
+                                     f"{hi:g}); a Bernoulli likelihood needs binary data, or "
+                                     f"intensities in [0, 1] to binarise dynamically")
             else:
                 self.check_data(arr, where)
         return arr
@@ -164,7 +199,9 @@ class BernoulliObservation(ObservationModel):
 
     def check_data(self, x, where="X"):
         x = np.asarray(x)
-        bad = ~((x == 0) | (x == 1))
+        # NaN marks a missing entry (models that accept missing data, MIWAE); the others
+        # reject NaN before they get here
+        bad = ~((x == 0) | (x == 1) | np.isnan(x))
         if bad.any():
             i = tuple(int(v) for v in np.argwhere(bad)[0])
             raise ValueError(f"{where} is not binary (e.g. {where}[{i}] = {x[i]!r}): a Bernoulli "

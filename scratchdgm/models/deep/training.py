@@ -8,6 +8,11 @@ shuffles the training set, and for a Bernoulli likelihood re-binarises each mini
 (:math:`x_{\text{bin}} = [u < x]`, :math:`u \sim \mathcal U(0, 1)`: "dynamic binarisation",
 Burda et al. 2016, Section 5), so the model sees fresh binary images every epoch.
 
+Missing data. A model that accepts missing entries (MIWAE, :mod:`~scratchdgm.models.deep.miwae`)
+receives them as NaN in its minibatches: its ``check_data`` lets NaN through, binarisation
+leaves them NaN, and its ``objective`` reads the mask from them. Other models reject NaN in
+``check_data``, before training starts.
+
 Exactness of resume. All randomness of a run (shuffles, binarisation, the reparametrisation
 noise) comes from one :class:`numpy.random.Generator` seeded by ``random_state``; at the end of
 each epoch the checkpoint stores the weights, Adam's moments and step counts, that generator's
@@ -102,8 +107,9 @@ def _binarize_mode(model, X, binarize):
             raise ValueError("dynamic binarisation only makes sense for a Bernoulli likelihood; "
                              f"this model has {kind}")
         return "dynamic"
-    # auto: dynamic for a Bernoulli likelihood on non-binary intensities in [0, 1]
-    if binary and not np.all((X == 0) | (X == 1)):
+    # auto: dynamic for a Bernoulli likelihood on non-binary intensities in [0, 1] (NaN, a
+    # missing entry for models that accept them, is neither)
+    if binary and not np.all((X == 0) | (X == 1) | np.isnan(X)):
         return "dynamic"
     return "none"
 
@@ -311,7 +317,10 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
                     idx = perm[step * batch_size:(step + 1) * batch_size]
                     xb = X[idx]
                     if mode == "dynamic":
-                        xb = (rng.random(xb.shape) < xb).astype(model.dtype)
+                        # a missing entry (NaN, for models that accept missing data) stays
+                        # missing
+                        xb = np.where(np.isnan(xb), xb, rng.random(xb.shape) < xb).astype(
+                            model.dtype)
                     try:
                         loss = model.objective(xb, model.k, rng)
                     except NonFiniteError as exc:

@@ -48,26 +48,41 @@ from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
 from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
 
-__all__ = ["VAE", "IWAE", "WeightedSamples", "check_networks"]
+__all__ = ["VAE", "IWAE", "WeightedSamples", "check_networks", "check_hidden", "check_activation",
+           "check_kl"]
 
 #: hidden activations of the networks: those of the one table, scratchdgm.nn.ACTIVATIONS
 _HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "identity")
 
 
-def check_networks(hidden, activation, where):
-    r"""The hidden-layer widths and the hidden activation of a model's MLPs, validated:
-    ``(hidden, activation)`` as a tuple of positive ints (an int is one layer) and a lower-case
-    name of :data:`scratchdgm.nn.ACTIVATIONS` other than ``'identity'``."""
+def check_hidden(hidden, where):
+    r"""Hidden-layer widths as a tuple of ints >= 1 (an int is one layer)."""
     if isinstance(hidden, (int, np.integer)):
         hidden = (hidden,)
-    hidden = tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+    return tuple(check_positive_int(h, "each hidden size", where) for h in hidden)
+
+
+def check_activation(activation, where):
+    r"""The name of a hidden activation of :data:`scratchdgm.nn.ACTIVATIONS`, lower case."""
     if not isinstance(activation, str):
         raise TypeError(f"{where}: activation must be a str such as 'tanh', got "
                         f"{type(activation).__name__}")
     if activation.lower() not in _HIDDEN_ACTIVATIONS:
         raise ValueError(f"{where}: activation must be one of {_HIDDEN_ACTIVATIONS}, got "
                          f"{activation!r}")
-    return hidden, activation.lower()
+    return activation.lower()
+
+
+def check_kl(kl, where):
+    r"""``kl`` must be ``'auto'``, ``'analytic'`` or ``'mc'``."""
+    if kl not in ("auto", "analytic", "mc"):
+        raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
+
+
+def check_networks(hidden, activation, where):
+    r"""``(check_hidden(hidden), check_activation(activation))``: the widths and the hidden
+    activation of a model's MLPs, validated together."""
+    return check_hidden(hidden, where), check_activation(activation, where)
 
 
 class WeightedSamples(NamedTuple):
@@ -174,8 +189,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
         self.hidden, self.activation = check_networks(hidden, activation, where)
         self.k = check_positive_int(self.default_k if k is None else k, "k", where)
-        if kl not in ("auto", "analytic", "mc"):
-            raise ValueError(f"{where}: kl must be 'auto', 'analytic' or 'mc', got {kl!r}")
+        check_kl(kl, where)
         self.dtype = check_float_dtype(dtype, where)
         rng = check_random_state(random_state, where)
         self.backend = backend
