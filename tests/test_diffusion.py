@@ -23,7 +23,7 @@ from scratchdgm.models.deep.diffusion import (
     time_embedding,
 )
 from scratchdgm.models.deep.evaluation import energy_distance
-from tests import strategies as S
+from scratchdgm.testing import strategies as S
 
 
 def random_model(n_steps=20, seed=0, schedule="cosine", **kwargs):

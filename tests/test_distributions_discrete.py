@@ -19,7 +19,7 @@ from scratchdgm.distributions import (
     UniformCategorical,
     kl_divergence,
 )
-from tests import strategies as S
+from scratchdgm.testing import strategies as S
 
 
 def _logits(n_categories, lead=st.just(())):

@@ -12,8 +12,13 @@ import scratchdgm as sd
 from scratchdgm.autodiff import batch_jacobian
 from scratchdgm.data import two_moons
 from scratchdgm.models.deep import load_model
-from scratchdgm.models.deep.flow import AffineCoupling, RealNVP, alternating_masks, check_masks
-from tests import strategies as S
+from scratchdgm.models.deep.flow import (
+    AffineCoupling,
+    RealNVP,
+    alternating_masks,
+    check_masks,
+)
+from scratchdgm.testing import strategies as S
 
 
 def random_flow(d=2, n_layers=4, seed=0, scale=0.5, **kwargs):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import scratchdgm as sd
 from scratchdgm.autodiff import batch_jacobian, jacobian
-from tests import strategies as S
+from scratchdgm.testing import strategies as S
 
 
 def _finite_difference_jacobian(f, x, eps=1e-6):
