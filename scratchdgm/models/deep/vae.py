@@ -275,7 +275,9 @@ class VAE(_persistence.SaveLoadMixin, Module):
         decoder's output for all samples of a batch would not fit in any cache (K B x 784
         logits), and every pass over it would run at memory speed.
         """
-        if _ad.is_grad_enabled():
+        if _ad.is_grad_enabled() or type(self).weighted_samples is not VAE.weighted_samples:
+            # a subclass with its own joint (MIWAE's mask, a second stochastic layer) keeps it:
+            # the blocked decoding below is the one-layer, fully observed model's
             return self.weighted_samples(x, k, rng).log_w
         x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
         q = self.encode(x)
