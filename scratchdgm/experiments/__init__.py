@@ -45,7 +45,9 @@ class ExperimentResult:
 
 
 #: experiment name -> module, in the order of the course
-EXPERIMENTS = {}
+EXPERIMENTS = {
+    "shallow-to-deep": "scratchdgm.experiments.shallow_to_deep",
+}
 
 
 def get_experiment(name):

@@ -95,7 +95,7 @@ class VAE(Module):
         Hidden activation of both networks.
     likelihood : str or ObservationModel
         ``'bernoulli'`` (logits), ``'gaussian'`` / ``'gaussian:fixed'`` / ``'gaussian:learned'`` /
-        ``'gaussian:decoder'``, ``'student_t'``; see
+        ``'gaussian:isotropic'`` / ``'gaussian:decoder'``, ``'student_t'``; see
         :func:`~scratchdgm.models.deep.observation.make_observation`.
     prior : str or prior Module
         ``'normal'`` (:math:`\mathcal N(0, I_d)`), ``'gmm'`` or ``'gmm:C'`` (a learnable mixture of

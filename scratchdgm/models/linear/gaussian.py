@@ -17,7 +17,10 @@ with :math:`\Psi = \sigma^2 I_p` for PPCA. Everything that does not depend on ho
 * the Gaussian posterior :math:`p(z \mid x)`;
 * ancestral sampling, :math:`C` and :math:`C^{-1}`;
 * the EM iteration on the p x p sample covariance (Rubin & Thayer 1982; Ghahramani & Hinton
-  1996), used by :class:`~scratchdgm.FactorAnalysis` and by ``PPCA(method='em')``.
+  1996), used by :class:`~scratchdgm.FactorAnalysis` and by ``PPCA(method='em')``, and its
+  *variational* form whose E-step is restricted to factorised (mean-field) Gaussians, the
+  family a VAE's encoder outputs (:func:`em_step` with ``posterior='mean_field'``,
+  :func:`mean_field_gap`).
 
 With :math:`M = I_d + W^\top \Psi^{-1} W = L L^\top` (Cholesky; :math:`M \succeq I_d`, so it
 always exists):
@@ -57,6 +60,8 @@ from scratchdgm.validation import check_int, check_random_state
 __all__ = [
     "em_step",
     "gaussian_loglike_from_cov",
+    "log_density",
+    "mean_field_gap",
     "posterior_params",
     "run_em",
 ]
@@ -224,6 +229,64 @@ def _log_density(Xc, W, psi):
     return -0.5 * (p * _LOG_2PI + logdet + quad)
 
 
+def log_density(X, W, psi, mean):
+    r"""Exact :math:`\log \mathcal N(x_i \mid \mu, W W^\top + \Psi)` of each row of ``X``: the
+    marginal log-likelihood of any linear-Gaussian model, however it was fitted.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+    W : ndarray, shape (p, d)
+    psi : ndarray, shape (p,) or scalar
+        Noise variances (a scalar :math:`\sigma^2` for PPCA).
+    mean : ndarray, shape (p,)
+
+    Returns
+    -------
+    ndarray, shape (n,), float64
+
+    Notes
+    -----
+    The Woodbury form of :meth:`_LinearGaussianModel.score_samples` (see its Notes), for
+    parameters that did not come from an estimator of this package, e.g. the affine decoder of
+    a VAE trained by its ELBO.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    psi = np.broadcast_to(np.asarray(psi, dtype=np.float64), (W.shape[0],)).copy()
+    return _log_density(X - np.asarray(mean, dtype=np.float64), W, psi)
+
+
+def mean_field_gap(W, psi):
+    r"""The gap :math:`\log p(x) - \mathrm{ELBO}(q^\star)` left by the best factorised Gaussian
+    :math:`q^\star(z) = \prod_j \mathcal N(z_j \mid m_j, s_j^2)`; the same for every x.
+
+    Parameters
+    ----------
+    W : ndarray, shape (p, d)
+    psi : ndarray, shape (p,)
+
+    Returns
+    -------
+    float
+        :math:`\mathrm{KL}(q^\star \,\|\, p(z \mid x)) = \tfrac12 \big(\sum_j \log M_{jj}
+        - \log |M|\big) \ge 0`, :math:`M = I_d + W^\top \Psi^{-1} W`.
+
+    Notes
+    -----
+    The posterior is :math:`\mathcal N(m, M^{-1})`, of precision M. Among factorised Gaussians
+    the KL to it is smallest at the exact mean :math:`m` and the variances :math:`s_j^2 =
+    1 / M_{jj}` (Bishop 2006, *Pattern recognition and machine learning*, §10.1.2,
+    eqs. 10.12-10.13), where it equals the expression above. By Hadamard's inequality it is 0
+    exactly when M is diagonal, i.e. when the columns of :math:`\Psi^{-1/2} W` are orthogonal,
+    as they are in the PPCA solution with :math:`R = I` (Tipping & Bishop 1999, eq. 7). The
+    ELBO of that q is :math:`\log p(x)` minus this gap ([Isachenko-L4, "Variational
+    decomposition"]).
+    """
+    _, M, L = _cholesky_M(np.asarray(W, np.float64), np.asarray(psi, np.float64))
+    return float(0.5 * np.sum(np.log(np.diag(M))) - np.sum(np.log(np.diag(L))))
+
+
 class _EMStats:
     r"""Quantities of one EM iteration that depend on the current (W, psi) and the data through S.
 
@@ -269,7 +332,7 @@ def gaussian_loglike_from_cov(S, W, psi):
     return float(stats.loglike)
 
 
-def _m_step(S_diag, stats, *, isotropic, min_noise_variance):
+def _m_step(S_diag, stats, *, isotropic, min_noise_variance, mean_field=False):
     r"""The M-step from the E-step moments summarised in ``stats`` (see :func:`em_step`).
 
     Written without :math:`M^{-1}`: with :math:`N = M + G \succeq I`,
@@ -277,10 +340,17 @@ def _m_step(S_diag, stats, *, isotropic, min_noise_variance):
     :math:`W^{new} = A N^{-1} M` and :math:`\mathrm{diag}(W^{new} \beta S) =
     \mathrm{rowsum}\big((A N^{-1}) \odot A\big)`. Inverting the posterior second moment directly
     fails (numerically indefinite) once some noise variances sit at the floor and M is huge.
+    With a mean-field E-step the posterior covariance :math:`M^{-1}` is replaced by
+    :math:`V = \mathrm{diag}(1 / M_{jj})`, and the same algebra gives :math:`N = M V M + G`
+    (positive definite, but no longer :math:`\succeq I`).
     """
     M, A, G = stats.M, stats.A, stats.G
-    N = M + G
-    K = _chol_solve(_cholesky_geq_identity(N), A.T).T    # A N^{-1}
+    if mean_field:
+        N = (M / np.diag(M)[None, :]) @ M + G
+        L = np.linalg.cholesky(0.5 * (N + N.T))
+    else:
+        L = _cholesky_geq_identity(M + G)
+    K = _chol_solve(L, A.T).T                            # A N^{-1}
     W_new = K @ M
     psi_new = S_diag - np.einsum("ij,ij->i", K, A)
     if isotropic:
@@ -289,7 +359,7 @@ def _m_step(S_diag, stats, *, isotropic, min_noise_variance):
     return W_new, np.maximum(psi_new, min_noise_variance)
 
 
-def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
+def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12, posterior="exact"):
     r"""One EM iteration for factor analysis (or PPCA, ``isotropic=True``) from the covariance.
 
     Parameters
@@ -304,6 +374,9 @@ def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
         Constrain :math:`\Psi = \sigma^2 I` (PPCA): the M-step averages the diagonal update.
     min_noise_variance : float
         Floor of the new noise variances.
+    posterior : {'exact', 'mean_field'}
+        The E-step's :math:`q(z \mid x)`: the exact posterior (EM), or the best factorised
+        Gaussian (*variational* EM, see the Notes).
 
     Returns
     -------
@@ -335,11 +408,26 @@ def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
     :math:`S \beta^\top = A M^{-1}` and :math:`\beta S \beta^\top = M^{-1} W^\top \Psi^{-1} A
     M^{-1}`, so an iteration costs one O(p^2 d) product, independent of n. (The code evaluates
     :math:`W^{new} = A (M + W^\top \Psi^{-1} A)^{-1} M`, the same matrix without inverting M.)
+
+    **Variational EM** (``posterior='mean_field'``). Both steps maximise the ELBO
+    :math:`\mathcal L(q, \theta) = \log p_\theta(x) - \mathrm{KL}(q \,\|\, p_\theta(z \mid x))`,
+    the E-step over q, the M-step over :math:`\theta = (W, \Psi)` ([Isachenko-L4, "Variational
+    EM-algorithm"]). With q restricted to factorised Gaussians, as a VAE's encoder restricts
+    it, the E-step keeps the exact mean :math:`\beta x_i` and replaces the covariance
+    :math:`M^{-1}` by :math:`\mathrm{diag}(1 / M_{jj})` (:func:`mean_field_gap`); the M-step
+    above is unchanged given those moments. No iteration lowers the ELBO. For PPCA, the
+    ELBO's global maximum is the maximum-likelihood solution with orthogonal columns, where
+    the posterior factorises and the ELBO equals :math:`\log p(x)` (Lucas, Tucker, Grosse &
+    Norouzi 2019, *Don't blame the ELBO! A linear VAE perspective on posterior collapse*,
+    NeurIPS, §4).
     """
+    if posterior not in ("exact", "mean_field"):
+        raise ValueError(f"em_step: posterior must be 'exact' or 'mean_field', got "
+                         f"{posterior!r}")
     S = np.asarray(S, dtype=np.float64)
     stats = _EMStats(S, np.asarray(W, np.float64), np.asarray(psi, np.float64))
     return _m_step(np.diag(S).copy(), stats, isotropic=isotropic,
-                   min_noise_variance=min_noise_variance)
+                   min_noise_variance=min_noise_variance, mean_field=posterior == "mean_field")
 
 
 def run_em(S, W, psi, *, isotropic, max_iter, tol, min_noise_variance):
