@@ -47,6 +47,10 @@ class ExperimentResult:
 #: experiment name -> module, in the order of the course
 EXPERIMENTS = {
     "shallow-to-deep": "scratchdgm.experiments.shallow_to_deep",
+    "toy-dlvm": "scratchdgm.experiments.toy_dlvm",
+    "amortisation-gap": "scratchdgm.experiments.amortisation_gap",
+    "kl-regulariser": "scratchdgm.experiments.kl_regulariser",
+    "posterior-collapse": "scratchdgm.experiments.posterior_collapse",
 }
 
 

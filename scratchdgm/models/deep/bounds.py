@@ -27,6 +27,7 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
+from scratchdgm.validation import check_real
 
 __all__ = [
     "log_mean_exp",
@@ -47,6 +48,10 @@ def _check_log_weights(log_w):
                          f"on axis 0, got an array of shape {log_w.shape}")
     if log_w.shape[0] < 1:
         raise ValueError("log-weights have K = 0 importance samples; expected K >= 1")
+
+
+def _check_beta(beta):
+    return check_real(beta, "beta", "the VAE bound's KL weight", low=0.0)
 
 
 def log_mean_exp(log_w, axis=0):
@@ -121,12 +126,17 @@ def iwae_bound(log_w, *, backend=None):
     return _fused.iw_logsumexp(log_w, backend=backend) - math.log(log_w.shape[0])
 
 
-def elbo_monte_carlo(log_w):
+def elbo_monte_carlo(log_w, *, log_px_given_z=None, beta=1.0):
     r"""The VAE bound :math:`\mathcal L_1` estimated by averaging K single-sample log-weights.
 
     Parameters
     ----------
     log_w : Tensor or ndarray, shape (K, batch)
+    log_px_given_z : Tensor or ndarray, shape (K, batch), optional
+        :math:`\log p_\theta(x \mid z_k)`, the reconstruction part of each log-weight; needed
+        only when ``beta != 1``.
+    beta : float, default 1
+        Weight of the KL term (see :func:`elbo_analytic_kl`); 1 is the ELBO.
 
     Returns
     -------
@@ -142,6 +152,10 @@ def elbo_monte_carlo(log_w):
 
     This is the "VAE with K samples" objective of Burda et al. (2016, Table 1): K samples reduce
     the variance of the gradient but do not tighten the bound (contrast :func:`iwae_bound`).
+    With a KL weight :math:`\beta` the log-weight's KL part, :math:`\log p(z_k) - \log
+    q_\gamma(z_k \mid x) = \log w_k - \log p_\theta(x \mid z_k)`, is scaled:
+    :math:`\frac1K \sum_k [\log p_\theta(x \mid z_k) + \beta (\log w_k - \log p_\theta(x
+    \mid z_k))]`.
 
     References
     ----------
@@ -150,10 +164,20 @@ def elbo_monte_carlo(log_w):
     """
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
-    return log_w.mean(axis=0)
+    beta = _check_beta(beta)
+    if beta == 1.0:
+        return log_w.mean(axis=0)
+    if log_px_given_z is None:
+        raise ValueError("elbo_monte_carlo with beta != 1 needs log_px_given_z, the "
+                         "reconstruction part of the log-weights, to scale the KL part alone")
+    log_px_given_z = _as_tensor(log_px_given_z)
+    if log_px_given_z.shape != log_w.shape:
+        raise ValueError(f"log_px_given_z has shape {log_px_given_z.shape}, expected the shape "
+                         f"of log_w, {log_w.shape}")
+    return (log_px_given_z + beta * (log_w - log_px_given_z)).mean(axis=0)
 
 
-def elbo_analytic_kl(log_px_given_z, kl):
+def elbo_analytic_kl(log_px_given_z, kl, *, beta=1.0):
     r"""The VAE bound :math:`\mathcal L_1` as reconstruction term minus the closed-form KL.
 
     Parameters
@@ -163,6 +187,12 @@ def elbo_analytic_kl(log_px_given_z, kl):
     kl : Tensor or ndarray, shape (batch,)
         :math:`\mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z))`, e.g. from
         :func:`scratchdgm.distributions.kl_divergence`.
+    beta : float, default 1
+        Weight :math:`\beta \ge 0` of the KL term. 1 is the ELBO; any other value is the
+        :math:`\beta`-VAE objective of Higgins et al. (2017, *beta-VAE*, ICLR, eq. 4), a lower
+        bound of :math:`\log p_\theta(x)` only for :math:`\beta \ge 1`. A larger
+        :math:`\beta` pulls :math:`q_\gamma(z \mid x)` harder towards the prior: the route to
+        posterior collapse ([VAE-HVAE-Diffusion, "Strengths and weaknesses of VAEs"]).
 
     Returns
     -------
@@ -177,7 +207,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
         - \underbrace{\mathrm{KL}(q_\gamma(z \mid x) \,\|\, p(z))}_{\text{KL regulariser}} .
 
     Same expectation as :func:`elbo_monte_carlo`, lower variance (only the reconstruction term is
-    estimated).
+    estimated). With a KL weight the second term is :math:`\beta\,\mathrm{KL}`.
 
     References
     ----------
@@ -186,7 +216,9 @@ def elbo_analytic_kl(log_px_given_z, kl):
     """
     log_px_given_z = _as_tensor(log_px_given_z)
     _check_log_weights(log_px_given_z)
-    return log_px_given_z.mean(axis=0) - _as_tensor(kl)
+    beta = _check_beta(beta)
+    kl = _as_tensor(kl)
+    return log_px_given_z.mean(axis=0) - (kl if beta == 1.0 else beta * kl)
 
 
 def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):

@@ -1,0 +1,190 @@
+r"""Experiment 9, posterior collapse: latent units that carry no information, counted as the
+KL weight and the decoder's power grow.
+
+A latent unit :math:`z_u` has *collapsed* when its posterior is the prior whatever the input,
+:math:`q_\gamma(z_u \mid x) = p(z_u)`: it then costs nothing in the KL term and tells the
+decoder nothing ([VAE-HVAE-Diffusion, "Strengths and weaknesses of VAEs"]). Two measurements
+see it, per unit u, over held-out data:
+
+* the **activity** :math:`A_u = \mathrm{Var}_x\, \mathbb E_{q(z \mid x)}[z_u]`, and the number
+  of active units :math:`\#\{u : A_u > 0.01\}` (Burda et al. 2016, §5.2;
+  :meth:`~scratchdgm.VAE.active_units`);
+* the unit's **KL**, :math:`\mathbb E_x\, \mathrm{KL}(q_\gamma(z_u \mid x) \,\|\, p(z_u))`,
+  the u-th summand of the closed-form KL (:func:`kl_per_dimension`): the nats the unit
+  carries, 0 for a collapsed unit.
+
+The ELBO's KL term is what pushes units to collapse: each unit is worth keeping only if it
+buys more reconstruction than it costs. So collapse grows
+
+1. with the **KL weight** :math:`\beta` of :math:`\mathbb E_q \log p_\theta(x \mid z) -
+   \beta\, \mathrm{KL}(q \,\|\, p)` (``VAE(beta=...)``; Higgins et al. 2017), and
+2. with the **decoder's power**: a decoder that can express the data with fewer codes uses
+   fewer (decoders from affine to two hidden layers of 200, the encoder fixed at
+   64-100-100-2d; ``VAE(decoder_hidden=...)``).
+
+Data: the digits protocol of ``docs/protocols.md`` (dynamically binarised), d = 10 latent units;
+activities and KLs on the 297 test images.
+
+Numbers of a real full run (``scratchdgm experiment posterior-collapse``, seed 0;
+FULL_RUN_SECONDS s on one core)::
+
+    FULL_RUN_NUMBERS
+
+(``--quick``: 20 epochs per model.)
+"""
+
+import time
+
+import numpy as np
+
+from scratchdgm import autodiff as _ad
+from scratchdgm.data import load_digits_protocol
+from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
+from scratchdgm.experiments import ExperimentResult
+from scratchdgm.experiments import _figures
+from scratchdgm.models.deep import VAE
+from scratchdgm.threads import blas_threads
+
+NAME = "posterior-collapse"
+SUMMARY = ("posterior collapse: active units and the KL of each latent unit as the KL weight "
+           "(beta) and the decoder's power grow")
+
+LATENT_DIM = 10
+BETAS = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: decoder hidden widths, from the weakest to the most powerful; the encoder is 64-100-100-2d
+DECODERS = ((), (100,), (100, 100), (200, 200))
+
+
+def kl_per_dimension(model, X):
+    r"""The KL of each latent unit, averaged over the rows of ``X``, shape (d,).
+
+    Parameters
+    ----------
+    model : VAE with a standard-normal prior
+    X : ndarray, shape (n, p)
+
+    Returns
+    -------
+    ndarray, shape (d,)
+        :math:`\frac1n \sum_i \mathrm{KL}(q_\gamma(z_u \mid x_i) \,\|\, \mathcal N(0, 1))`.
+
+    Notes
+    -----
+    The prior and :math:`q_\gamma` factorise over the units, so the closed-form KL
+    (:meth:`StandardNormalPrior.kl <scratchdgm.models.deep.priors.StandardNormalPrior.kl>`) is
+    the sum of one term per unit; each is
+    :func:`~scratchdgm.distributions.kl_divergence` of the unit's 1-D marginals, so the terms
+    add up to ``model.prior.kl``.
+    """
+    if not model.prior.has_analytic_kl:
+        raise ValueError(f"kl_per_dimension needs a prior with a closed-form KL (the standard "
+                         f"normal); the {model.prior.kind!r} prior does not factorise over units")
+    X = model.check_data(X, allow_unit_interval=True)
+    with _ad.no_grad():
+        q = model.encode(X)
+        mu, log_sigma = np.asarray(q.mu.data), np.asarray(q.log_sigma.data)
+        prior_1d = StandardNormal(1, model.dtype)
+        return np.array([
+            float(np.mean(kl_divergence(DiagNormal(mu[:, u:u + 1], log_sigma[:, u:u + 1]),
+                                        prior_1d).data))
+            for u in range(model.latent_dim)])
+
+
+def collapse_report(model, X):
+    r"""Activity, KL per unit and the number of active units of ``model`` on ``X``.
+
+    Returns
+    -------
+    dict
+        ``activity`` (d,), ``kl_per_unit`` (d,), ``active_units``, ``kl`` (their total).
+    """
+    activity = model.unit_activity(X)
+    kl = kl_per_dimension(model, X)
+    return {"activity": activity.tolist(), "kl_per_unit": kl.tolist(),
+            "active_units": model.active_units(X), "kl": float(kl.sum())}
+
+
+def _train(X, *, beta=1.0, decoder_hidden=None, epochs, seed):
+    model = VAE(X.shape[1], LATENT_DIM, hidden=(100, 100), beta=beta,
+                decoder_hidden=decoder_hidden, random_state=seed)
+    return model.fit(X, epochs=epochs, progress=False, random_state=seed)
+
+
+def _figure(out_dir, by_beta, by_decoder):
+    fig, (ax_ub, ax_ud, ax_beta, ax_dec) = _figures.panels(4, width=4.0)
+    ax_ub.plot([r["beta"] for r in by_beta], [r["active_units"] for r in by_beta], "o-")
+    ax_ub.set_xscale("log", base=2)
+    ax_ub.set_xlabel(r"KL weight $\beta$")
+    ax_ub.set_title(r"active units ($A_u > 0.01$)")
+    ax_ud.plot(range(len(by_decoder)), [r["active_units"] for r in by_decoder], "s-",
+               color="C1")
+    ax_ud.set_xticks(range(len(by_decoder)))
+    ax_ud.set_xticklabels([r["decoder"] for r in by_decoder])
+    ax_ud.set_xlabel(r"decoder hidden layers ($\beta = 1$)")
+    ax_ud.set_title("active units")
+    for ax in (ax_ub, ax_ud):
+        ax.set_ylabel(f"active units (of {LATENT_DIM})")
+        ax.set_ylim(-0.3, LATENT_DIM + 0.3)
+    for ax, rows, key, title in ((ax_beta, by_beta, "beta", r"KL per unit, by $\beta$"),
+                                 (ax_dec, by_decoder, "decoder", "KL per unit, by decoder")):
+        for r in rows:
+            kl = np.sort(r["kl_per_unit"])[::-1]
+            ax.semilogy(range(1, LATENT_DIM + 1), np.maximum(kl, 1e-4), "o-", ms=3,
+                        label=f"{key} {r[key]}")
+        ax.set_xlabel("unit, by decreasing KL")
+        ax.set_ylabel("mean KL of the unit (nats; floor 1e-4)")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    return _figures.save(fig, out_dir, NAME)
+
+
+def run(out_dir, quick=False, seed=0):
+    r"""Run the experiment; see the module docstring for what it measures.
+
+    Returns
+    -------
+    ExperimentResult
+        ``numbers``: ``by_beta`` and ``by_decoder``, lists of :func:`collapse_report` dicts
+        (plus ``beta`` or ``decoder``, and the test ``elbo``, :math:`\mathcal L_1` with K = 1 and
+        the unweighted KL); ``epochs``, ``seconds``.
+    """
+    with blas_threads(1):
+        return _run(out_dir, quick, seed)
+
+
+def _run(out_dir, quick, seed):
+    t0 = time.perf_counter()
+    data = load_digits_protocol()
+    epochs = 20 if quick else 100
+    X_test = data.x_test_binary
+    trained = {}
+
+    def report(model, **label):
+        r = collapse_report(model, X_test)
+        r["elbo"] = model.bound(X_test, k=1, random_state=np.random.default_rng([seed, 5]))
+        r.update(label)
+        return r
+
+    by_beta = []
+    for beta in BETAS:
+        trained[beta, (100, 100)] = _train(data.x_train, beta=beta, epochs=epochs, seed=seed)
+        by_beta.append(report(trained[beta, (100, 100)], beta=beta))
+    by_decoder = []
+    for dec in DECODERS:
+        model = trained.get((1.0, dec)) or _train(data.x_train, decoder_hidden=dec,
+                                                  epochs=epochs, seed=seed)
+        by_decoder.append(report(model, decoder="-".join(map(str, dec)) or "affine"))
+    figure = _figure(out_dir, by_beta, by_decoder)
+    numbers = {"epochs": epochs, "latent_dim": LATENT_DIM, "by_beta": by_beta,
+               "by_decoder": by_decoder, "seconds": time.perf_counter() - t0}
+    lines = [f"VAE on the digits, d = {LATENT_DIM}, {epochs} epochs; on the test images:",
+             "  beta    active units   KL (nats)   ELBO      KL per unit"]
+    lines += [f"  {r['beta']:<6}  {r['active_units']:>12}   {r['kl']:9.3f}   {r['elbo']:8.3f}  "
+              + " ".join(f"{v:.2f}" for v in sorted(r["kl_per_unit"], reverse=True))
+              for r in by_beta]
+    lines.append("  decoder   active units   KL (nats)   ELBO      KL per unit")
+    lines += [f"  {r['decoder']:<8}  {r['active_units']:>12}   {r['kl']:9.3f}   {r['elbo']:8.3f}  "
+              + " ".join(f"{v:.2f}" for v in sorted(r["kl_per_unit"], reverse=True))
+              for r in by_decoder]
+    lines.append(f"({numbers['seconds']:.0f} s)")
+    return ExperimentResult(NAME, numbers, [figure], "\n".join(lines))
