@@ -188,20 +188,22 @@ def test_quick_run_writes_its_figure(quick_run):
 
 @pytest.mark.slow
 def test_linear_vae_trained_by_its_elbo_recovers_ppca(quick_run):
-    # margins checked once over seeds 0-19 of the quick run: ll gap at most 0.020 nats, angle
-    # at most 3.4 degrees, ELBO below ll by 0.05-0.15
+    # margins checked once over seeds 0-19 of the quick run: PPCA - VAE 0.0015-0.0114 nats,
+    # largest principal angle 0.50-0.89 degrees, ELBO 0.024-0.042 below the ll, test ll within
+    # 0.0101 of PPCA's
     vae = quick_run.numbers["linear_vae"]
-    assert 0.0 <= vae["ll_gap"] < 0.05          # the MLE bounds it above; Adam gets close
-    assert vae["angle_deg"] < 6.0               # against ~ 90 at initialisation
+    assert 0.0 <= vae["ll_gap"] < 0.04          # the MLE bounds it above; Adam gets close
+    assert vae["angle_deg"] < 3.0               # against ~ 90 at initialisation
     assert vae["elbo"] <= vae["train_ll"]
-    assert vae["test_ll"] == pytest.approx(quick_run.numbers["ppca"]["test_ll"], abs=0.1)
+    assert vae["test_ll"] == pytest.approx(quick_run.numbers["ppca"]["test_ll"], abs=0.04)
 
 
 @pytest.mark.slow
 def test_variational_em_converges_to_the_closed_form(quick_run):
-    # margins checked once over seeds 0-19: after 300 iterations ll gap at most 6e-3 nats
+    # margins checked once over seeds 0-19: after 1000 iterations PPCA - VEM 3.6e-4 to 2.9e-3
+    # nats, largest principal angle < 1e-12 degrees, the ELBO never decreased
     vem = quick_run.numbers["variational_em"]
     assert vem["monotone"]
-    assert 0.0 <= vem["ll_gap"] < 0.02
-    assert vem["angle_deg"] < 1e-6
+    assert 0.0 <= vem["ll_gap"] < 0.01
+    assert vem["angle_deg"] < 1e-9
     assert quick_run.numbers["exact_em_ll_gap"] < 1e-9

@@ -37,11 +37,10 @@ on one core)::
 
     FULL_RUN_NUMBERS
 
-(``--quick``: 40 epochs per model.)
+(``--quick``: 50 epochs per model.)
 """
 
 import pathlib
-import time
 
 import numpy as np
 from scipy import stats
@@ -50,10 +49,9 @@ from scipy.spatial.distance import pdist
 from scratchdgm import autodiff as _ad
 from scratchdgm.data import load_digits_protocol
 from scratchdgm.experiments import ExperimentResult
-from scratchdgm.experiments import _figures
+from scratchdgm.experiments import _common
 from scratchdgm.models.deep import VAE
 from scratchdgm.plots.deep import plot_samples
-from scratchdgm.threads import blas_threads
 
 NAME = "kl-regulariser"
 SUMMARY = ("the KL term as a regulariser: Gaussian-looking VAE codes against an autoencoder's, "
@@ -123,8 +121,8 @@ def henze_zirkler(z):
     References
     ----------
     Henze, N. and Zirkler, B. (1990). A class of invariant consistent tests for multivariate
-    normality. *Comm. Statist. Theory Methods* 19(10), 3595-3617, eqs. 1.2-1.3 and §3 (the
-    moments and the log-normal approximation).
+    normality. *Comm. Statist. Theory Methods* 19(10), 3595-3617 (the statistic, its null
+    mean and variance, and the log-normal approximation of its null distribution).
     """
     z = np.asarray(z, dtype=np.float64)
     n, d = z.shape
@@ -162,7 +160,7 @@ def fitted_gaussian_kl_to_prior(z):
 def purity(clusters, labels):
     r"""Cluster purity: the fraction of points whose label is the most frequent one of their
     cluster, :math:`\frac1n \sum_c \max_y |\{i : c_i = c, y_i = y\}|` (Manning, Raghavan &
-    Schütze 2008, *Introduction to information retrieval*, §16.3, eq. 16.1)."""
+    Schütze 2008, *Introduction to information retrieval*, §16.3)."""
     clusters, labels = np.asarray(clusters), np.asarray(labels)
     return float(sum(np.bincount(labels[clusters == c]).max() for c in np.unique(clusters))
                  / len(labels))
@@ -193,7 +191,7 @@ def latent_grid(side=GRID_SIDE, limit=GRID_LIMIT):
 
 
 def _figure(out_dir, codes, labels, gmm_means):
-    fig, axes = _figures.panels(3, width=4.4, height=4.2)
+    fig, axes = _common.panels(3, width=4.4, height=4.2)
     titles = {"autoencoder": "plain autoencoder", "vae": r"VAE, $p(z) = \mathcal{N}(0, I)$",
               "gmm_vae": "VAE, GMM prior (x: components)"}
     for ax, (name, z) in zip(axes, codes.items()):
@@ -204,9 +202,10 @@ def _figure(out_dir, codes, labels, gmm_means):
         ax.set_xlabel(r"$\mu_\gamma(x)_1$")
         ax.set_ylabel(r"$\mu_\gamma(x)_2$")
     fig.colorbar(sc, ax=axes[-1], ticks=range(10), label="digit")
-    return _figures.save(fig, out_dir, NAME)
+    return _common.save(fig, out_dir, NAME)
 
 
+@_common.experiment_run
 def run(out_dir, quick=False, seed=0):
     r"""Run the experiment; see the module docstring for what it measures.
 
@@ -222,16 +221,10 @@ def run(out_dir, quick=False, seed=0):
         classifier sees in the latent map); ``epochs``, ``seconds``. Figures: the codes
         (``kl-regulariser.png``) and the latent map (``kl-regulariser-map.png``).
     """
-    with blas_threads(1):
-        return _run(out_dir, quick, seed)
-
-
-def _run(out_dir, quick, seed):
-    t0 = time.perf_counter()
-    out_dir = pathlib.Path(out_dir)
+    clock = _common.Stopwatch()
     data = load_digits_protocol()
     X, y = data.x_train, data.y_train
-    epochs = 40 if quick else 200
+    epochs = 50 if quick else 200
     models = {
         "autoencoder": PlainAutoencoder(64, 2, HIDDEN, random_state=seed),
         "vae": VAE(64, 2, HIDDEN, random_state=seed),
@@ -265,7 +258,8 @@ def _run(out_dir, quick, seed):
                pathlib.Path(plot_samples(
                    grid, out_dir / f"{NAME}-map.png", ncols=GRID_SIDE,
                    title=rf"VAE decoder means over $z \in [-{GRID_LIMIT}, {GRID_LIMIT}]^2$"))]
-    numbers["seconds"] = time.perf_counter() - t0
+    numbers["seconds"] = clock.seconds()
+    numbers["cpu_seconds"] = clock.cpu_seconds()
     n = numbers
     lines = [f"d = 2, hidden {list(HIDDEN)}, {epochs} epochs; codes of the {len(X)} training "
              f"images",
@@ -280,5 +274,5 @@ def _run(out_dir, quick, seed):
               f"components used; chance {n['chance_purity']:.3f})",
               f"latent map: {n['map_digits']} different digits (nearest class mean) among the "
               f"{GRID_SIDE}x{GRID_SIDE} decoded codes",
-              f"({n['seconds']:.0f} s)"]
+              f"({n['seconds']:.0f} s, {n['cpu_seconds']:.0f} s of CPU)"]
     return ExperimentResult(NAME, numbers, figures, "\n".join(lines))

@@ -18,7 +18,7 @@ on its ELBO alone, it should reach the log-likelihood of the closed-form solutio
 Bishop 1999, eqs. 7-8; :class:`~scratchdgm.PPCA`) and span the same principal subspace
 (principal angles between the column spaces of the two W's, :func:`scipy.linalg.subspace_angles`).
 That the ELBO of a diagonal-Gaussian encoder can get there at all is the result of Lucas,
-Tucker, Grosse & Norouzi (2019, *Don't blame the ELBO!*, NeurIPS, §4): at the PPCA solution with
+Tucker, Grosse & Norouzi (2019, *Don't blame the ELBO!*, NeurIPS): at the PPCA solution with
 orthogonal columns the posterior factorises, and the ELBO is tight.
 
 The second half runs *variational EM* ([Isachenko-L4, "Variational EM-algorithm"]) on the same
@@ -45,7 +45,6 @@ of a shared 2-core machine, under load), mean log-likelihood per image in nats::
 (``--quick``: 60 epochs and 300 iterations; the VAE is then within 0.01 nats and 1.2 deg.)
 """
 
-import time
 
 import numpy as np
 from scipy.linalg import subspace_angles
@@ -53,12 +52,11 @@ from scipy.linalg import subspace_angles
 from scratchdgm import autodiff as _ad
 from scratchdgm.data import load_digits_continuous
 from scratchdgm.experiments import ExperimentResult
-from scratchdgm.experiments import _figures
+from scratchdgm.experiments import _common
 from scratchdgm.models.deep import VAE
 from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.linear import PPCA
 from scratchdgm.models.linear import gaussian as _gaussian
-from scratchdgm.threads import blas_threads
 
 NAME = "shallow-to-deep"
 SUMMARY = ("a VAE with an affine decoder, trained by its ELBO, recovers PPCA's maximum-likelihood "
@@ -230,7 +228,7 @@ def variational_em(X, d, n_iter, *, posterior="mean_field", seed=0, W_ref=None):
 
 
 def _figure(out_dir, ll_ppca, vae_curve, vem_curve, em_curve):
-    fig, (ax_vae, ax_vem, ax_angle) = _figures.panels(3)
+    fig, (ax_vae, ax_vem, ax_angle) = _common.panels(3)
     floor = 1e-12  # values below this (round-off) are drawn at it (log axes)
 
     def gap(values):
@@ -259,9 +257,10 @@ def _figure(out_dir, ll_ppca, vae_curve, vem_curve, em_curve):
     ax_angle.set_ylabel("largest principal angle to PPCA (degrees)")
     ax_angle.set_title("principal subspace")
     ax_angle.legend()
-    return _figures.save(fig, out_dir, NAME)
+    return _common.save(fig, out_dir, NAME)
 
 
+@_common.experiment_run
 def run(out_dir, quick=False, seed=0):
     r"""Run the experiment; see the module docstring for what it measures.
 
@@ -274,12 +273,7 @@ def run(out_dir, quick=False, seed=0):
         ``train_ll``, ``elbo``, ``ll_gap``, ``angle_deg``, ``monotone`` = the ELBO never
         decreased by more than 1e-10), ``exact_em_ll_gap``, ``seconds``.
     """
-    with blas_threads(1):  # small matrices: one BLAS thread is the fastest (threads.py)
-        return _run(out_dir, quick, seed)
-
-
-def _run(out_dir, quick, seed):
-    t0 = time.perf_counter()
+    clock = _common.Stopwatch()
     data = load_digits_continuous(seed)
     X, X_test = data.x_train, data.x_test
     d = LATENT_DIM
@@ -317,7 +311,8 @@ def _run(out_dir, quick, seed):
                "linear_vae": vae, "variational_em": vem,
                "exact_em_ll_gap": ll_ppca - em_curve["log_likelihood"][-1]}
     figure = _figure(out_dir, ll_ppca, vae_curve, vem_curve, em_curve)
-    numbers["seconds"] = time.perf_counter() - t0
+    numbers["seconds"] = clock.seconds()
+    numbers["cpu_seconds"] = clock.cpu_seconds()
     text = "\n".join([
         f"PPCA closed form (d = {d})   train ll {ll_ppca:.4f}   test ll "
         f"{numbers['ppca']['test_ll']:.4f}   sigma^2 {numbers['ppca']['sigma2']:.5f}",
@@ -329,5 +324,5 @@ def _run(out_dir, quick, seed):
         f"ELBO non-decreasing: {vem['monotone']}",
         f"exact EM, {min(n_iter, 300)} iterations: PPCA - EM = "
         f"{numbers['exact_em_ll_gap']:.1e}",
-        f"({numbers['seconds']:.0f} s)"])
+        f"({numbers['seconds']:.0f} s, {numbers['cpu_seconds']:.0f} s of CPU)"])
     return ExperimentResult(NAME, numbers, [figure], text)

@@ -35,7 +35,6 @@ one core), mean log-likelihood of 500 held-out points, nats::
 """
 
 import math
-import time
 
 import numpy as np
 
@@ -44,10 +43,9 @@ from scratchdgm import numerics as _num
 from scratchdgm.data import toy_dlvm_decoder, toy_dlvm_log_likelihood, toy_dlvm_sample
 from scratchdgm.distributions import DiagNormal
 from scratchdgm.experiments import ExperimentResult
-from scratchdgm.experiments import _figures
+from scratchdgm.experiments import _common
 from scratchdgm.models.deep import IWAE, VAE
 from scratchdgm.models.deep.bounds import importance_sampled_log_likelihood
-from scratchdgm.threads import blas_threads
 
 NAME = "toy-dlvm"
 SUMMARY = ("the lecture's 1-D toy DLVM: fitted VAE and IWAE, importance-sampled log-likelihoods "
@@ -144,7 +142,7 @@ def _errors(estimate, exact):
 
 def _figure(out_dir, X_train, samples, ks_true, true_err, ks_model, model_err, ll_true,
             ll_model):
-    fig, (ax_data, ax_conv, ax_pts) = _figures.panels(3)
+    fig, (ax_data, ax_conv, ax_pts) = _common.panels(3)
     ax_data.scatter(X_train[:, 0], X_train[:, 1], s=2, c="0.6", label="training data")
     ax_data.scatter(samples[:, 0], samples[:, 1], s=2, c="C0", alpha=0.6,
                     label="IWAE samples")
@@ -167,9 +165,10 @@ def _figure(out_dir, X_train, samples, ks_true, true_err, ks_model, model_err, l
     ax_pts.set_xlabel(r"true $\log p(x)$ (quadrature)")
     ax_pts.set_ylabel(r"IWAE $\log p_\theta(x)$ (quadrature)")
     ax_pts.set_title("held-out points")
-    return _figures.save(fig, out_dir, NAME)
+    return _common.save(fig, out_dir, NAME)
 
 
+@_common.experiment_run
 def run(out_dir, quick=False, seed=0):
     r"""Run the experiment; see the module docstring for what it measures.
 
@@ -183,12 +182,7 @@ def run(out_dir, quick=False, seed=0):
         both by quadrature), ``is`` (``k``, ``bias``, ``mae`` against the model's quadrature);
         ``n_train``, ``n_test``, ``epochs``, ``seconds``.
     """
-    with blas_threads(1):
-        return _run(out_dir, quick, seed)
-
-
-def _run(out_dir, quick, seed):
-    t0 = time.perf_counter()
+    clock = _common.Stopwatch()
     n_train, n_test, epochs = (1000, 200, 50) if quick else (5000, 500, 200)
     X_train, _ = toy_dlvm_sample(n_train, np.random.default_rng([seed, 0]))
     X_test, _ = toy_dlvm_sample(n_test, np.random.default_rng([seed, 1]))
@@ -210,7 +204,8 @@ def _run(out_dir, quick, seed):
         model.fit(X_train, epochs=epochs, batch_size=50, lr=1e-3, progress=False,
                   random_state=seed)
         ll_quad[name] = quadrature_log_likelihood(model, X_test)
-        estimates = {kk: model.score_samples(X_test, k=kk, random_state=np.random.default_rng([seed, 3, kk]))
+        estimates = {kk: model.score_samples(X_test, k=kk,
+                                             random_state=np.random.default_rng([seed, 3, kk]))
                      for kk in ks_model}
         errs = [_errors(estimates[kk], ll_quad[name]) for kk in ks_model]
         model_err[name] = errs
@@ -224,7 +219,8 @@ def _run(out_dir, quick, seed):
             samples = model.sample(n_train, random_state=np.random.default_rng([seed, 4]))
     figure = _figure(out_dir, X_train, samples, ks_true, true_is, ks_model, model_err,
                      ll_true, ll_quad["iwae"])
-    numbers["seconds"] = time.perf_counter() - t0
+    numbers["seconds"] = clock.seconds()
+    numbers["cpu_seconds"] = clock.cpu_seconds()
 
     lines = [f"true model, {n_test} held-out points: log p(x) by quadrature "
              f"{numbers['true_test_ll']:.4f}",
@@ -238,5 +234,5 @@ def _run(out_dir, quick, seed):
                      f"{m['test_ll_is']:.4f}, truth - model {m['gap_to_truth']:.4f}")
         lines.append("  encoder as proposal (estimate - quadrature): " + ", ".join(
             f"K={k} {b:+.4f}" for k, b in zip(m["is"]["k"], m["is"]["bias"])))
-    lines.append(f"({numbers['seconds']:.0f} s)")
+    lines.append(f"({numbers['seconds']:.0f} s, {numbers['cpu_seconds']:.0f} s of CPU)")
     return ExperimentResult(NAME, numbers, [figure], "\n".join(lines))

@@ -419,7 +419,7 @@ def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12, posterior="
     ELBO's global maximum is the maximum-likelihood solution with orthogonal columns, where
     the posterior factorises and the ELBO equals :math:`\log p(x)` (Lucas, Tucker, Grosse &
     Norouzi 2019, *Don't blame the ELBO! A linear VAE perspective on posterior collapse*,
-    NeurIPS, §4).
+    NeurIPS).
     """
     if posterior not in ("exact", "mean_field"):
         raise ValueError(f"em_step: posterior must be 'exact' or 'mean_field', got "
