@@ -19,9 +19,10 @@ autoencoders*, ICML, who name both gaps): for a fixed decoder,
 
 with :math:`q^\star_x` the best diagonal Gaussian for :math:`x` alone.
 
-The experiment trains a VAE on the digits (protocol of ``docs/protocols.md``, d = 10), then,
-for held-out images and with the decoder fixed, optimises :math:`(\lambda_n, \log\eta_n)` by
-Adam on each point's ELBO from the encoder's output until it no longer improves
+The experiment trains a VAE on the digits (the protocol of
+:func:`scratchdgm.data.load_digits_protocol`, d = 10), then, for held-out images and with the
+decoder fixed, optimises :math:`(\lambda_n, \log\eta_n)` by Adam on each point's ELBO from
+the encoder's output until it no longer improves
 (:func:`optimise_local_posteriors`). Every ELBO is estimated with the same 1000 samples of
 :math:`\varepsilon` per point (common random numbers), and :math:`\log p_\theta(x)` by
 importance sampling with K = 5000 (:meth:`~scratchdgm.VAE.score_samples`). Cost per data

@@ -10,7 +10,7 @@ not discriminative; with a Gaussian-mixture prior the codes gather around its co
 then cluster the data ([Mattei-DGM, "More on this KL regulariser"]). Three models, d = 2, all with
 the decoder of [Mattei-DGM, "Illustrative example of a DLVM for binary images"],
 :math:`f(z) = \mathrm{Sigmoid}(V \tanh(Wz + b) + \beta)` (one hidden layer of 100 tanh units,
-Bernoulli pixels), on the digits protocol of ``docs/protocols.md``:
+Bernoulli pixels), on the digits (:func:`scratchdgm.data.load_digits_protocol`):
 
 * **autoencoder** -- trained on :math:`\log p_\theta(x \mid z = \mu_\gamma(x))`
   (:class:`PlainAutoencoder`);
@@ -32,10 +32,26 @@ Measured on the codes :math:`\mu_\gamma(x)` of the 1500 training images:
 The latent map decodes a 15 x 15 grid of :math:`z \in [-2.5, 2.5]^2` with the VAE
 (``kl-regulariser-map.png``), as in the lecture's illustration.
 
-Numbers of a real full run (``scratchdgm experiment kl-regulariser``, seed 0; FULL_RUN_SECONDS s
-on one core)::
+Numbers of a real full run (``scratchdgm experiment kl-regulariser``, seed 0, 200 epochs per
+model; 56 s of CPU on one core, 5.3 min of wall time on a shared, loaded machine)::
 
-    FULL_RUN_NUMBERS
+    model         Henze-Zirkler  KL(fitted Gaussian || N(0, I))  k-means purity
+    autoencoder   80.95          41.272                          0.560
+    VAE           22.82           0.005                          0.611
+    GMM-VAE       57.41           1.995                          0.661
+
+    Henze-Zirkler of a standard normal sample of the same size: 0.96; of the VAE's codes
+    drawn z ~ q(z | x) rather than their means: 6.34
+    GMM prior: its own components cluster the digits with purity 0.511 (7 of its 10
+    components in use; chance 0.107)
+    latent map: all 10 digits among the 15 x 15 decoded codes (nearest class mean)
+
+So the KL term does what the lecture says: the VAE's codes sit on the prior's mean and
+covariance (KL 0.005 against 41 for the autoencoder's) and are far closer to Gaussian in shape
+(none of the three passes the test with 1500 points). With the mixture prior they follow the
+mixture instead (further from Gaussian than the VAE's, 57 against 23) and its components group
+the digits five times better than chance. The gain over a standard-normal VAE is modest in this
+2-D space: k-means on the codes finds digits with purity 0.66 against 0.61.
 
 (``--quick``: 50 epochs per model.)
 """
