@@ -37,9 +37,10 @@ def test_true_decoder_estimate_converges_to_the_quadrature():
     rng = np.random.default_rng(0)
     err = {k: np.abs(exp.true_decoder_is_log_likelihood(X, k, rng) - exact).mean()
            for k in (10, 30_000)}
-    # measured over seeds 0-19 of the data: mean error 8-40 nats at K = 10, 0.01-0.06 at 3e4
-    assert err[10] > 3.0
-    assert err[30_000] < 0.2
+    # measured over seeds 0-19 of the data: mean error 1.2-37 nats at K = 10, 0.018-0.053 at
+    # K = 3e4
+    assert err[10] > 0.5
+    assert err[30_000] < 0.15
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,10 @@ def test_quick_run_writes_its_figure(quick_run):
 
 @pytest.mark.slow
 def test_importance_sampling_converges_to_the_quadrature(quick_run):
-    # margins checked once over seeds 0-19 of the quick run (see the experiment's test notes in
-    # docs/experiments_5-9.md)
+    # margins checked once over seeds 0-19 of the quick run: mean |error| at K = 5000 at most
+    # 0.005 (VAE) and 0.016 (IWAE), 15-18 times below K = 10; |IS - quadrature| of the mean at
+    # most 0.0032; the true decoder's at K = 1e4 at most 0.060, always decreasing in K; at
+    # K = 1000 the VAE's encoder is at least 28 times closer than the prior
     n = quick_run.numbers
     for name in ("vae", "iwae"):
         mae = n[name]["is"]["mae"]
@@ -80,5 +83,5 @@ def test_fitted_models_do_not_beat_the_truth(quick_run):
     n = quick_run.numbers
     for name in ("vae", "iwae"):
         # KL(p || p_theta) >= 0, up to the sampling error of 200 test points; and a fit, not
-        # noise: within 3 nats of the truth (quick run: 1.2-1.4)
+        # noise: within 3 nats of the truth (quick runs, seeds 0-19: 0.76-1.53)
         assert -0.1 < n[name]["gap_to_truth"] < 3.0

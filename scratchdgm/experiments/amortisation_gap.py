@@ -28,10 +28,20 @@ the encoder's output until it no longer improves
 importance sampling with K = 5000 (:meth:`~scratchdgm.VAE.score_samples`). Cost per data
 point: CPU seconds of the encoder's forward pass against those of the per-point optimisation.
 
-Numbers of a real full run (``scratchdgm experiment amortisation-gap``, seed 0;
-FULL_RUN_SECONDS s on one core)::
+Numbers of a real full run (``scratchdgm experiment amortisation-gap``, seed 0: 100 epochs,
+all 297 test images, 700 optimisation steps; 73 s of CPU on one core, 6.8 min of wall time on a
+shared, loaded machine), means over the images in nats::
 
-    FULL_RUN_NUMBERS
+    ELBO, amortised q (the encoder)          -23.4689
+    ELBO, per-datapoint q (700 Adam steps)   -23.1848   (the last 100 steps gained 0.0007)
+    log p(x), importance sampling, K = 5000  -22.9539
+    amortisation gap 0.2841 (every image gains: the smallest gap is 0.0639)
+    approximation gap 0.2309
+    CPU per image: the encoder 2.1 us, the per-datapoint optimisation 37.9 ms (18 000 times)
+
+The encoder gives away a little more than half of the ELBO's gap to log p(x); the rest is the
+diagonal Gaussian family itself. Amortisation is what makes the VAE practical: four orders of
+magnitude less computation per data point, and none of it to learn for a new point.
 
 (``--quick``: 30 epochs of training, 60 held-out images, 400 optimisation steps.)
 """
@@ -162,7 +172,7 @@ def _figure(out_dir, curve, elbo_amortised, elbo_local, log_px):
     ax_curve.set_xlabel("optimisation step")
     ax_curve.set_ylabel("mean over held-out images (nats)")
     ax_curve.set_title("ELBO of per-datapoint inference")
-    ax_curve.legend()
+    ax_curve.legend(loc="center right")
     amort = elbo_local - elbo_amortised
     approx = log_px - elbo_local
     ax_points.scatter(amort, approx, s=8)
