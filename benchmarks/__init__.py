@@ -19,4 +19,5 @@ BENCHMARKS = {
     "iwae-step": "scratchdgm.benchmarks.iwae_step",
     "autodiff": "scratchdgm.benchmarks.autodiff",
     "linear-models": "scratchdgm.benchmarks.linear_models",
+    "gpu": "scratchdgm.benchmarks.gpu",
 }

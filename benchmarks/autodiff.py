@@ -22,6 +22,7 @@ import numpy as np
 import scratchdgm as sd
 from scratchdgm import nn
 from scratchdgm.benchmarks.common import limit_threads, machine_line
+from scratchdgm.progress import progress
 
 HELP = "autodiff overhead: a tiny op and an MLP forward+backward against hand-written NumPy"
 
@@ -144,9 +145,12 @@ def run(args):
     if args.repeats < 1 or args.batch < 1:
         raise ValueError("--repeats and --batch must be >= 1")
     _ctx = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
-    rows = bench_tiny_op(args.repeats)
-    for dtype in (np.float32, np.float64):
-        rows += bench_mlp(max(3, args.repeats // 3), args.batch, dtype)
+    with progress(total=3, desc="autodiff", unit="case", leave=False) as bar:
+        rows = bench_tiny_op(args.repeats)
+        bar.update()
+        for dtype in (np.float32, np.float64):
+            rows += bench_mlp(max(3, args.repeats // 3), args.batch, dtype)
+            bar.update()
     print(machine_line(args.threads))
     print(f"scratchdgm autodiff vs NumPy (median of repeats; BLAS threads = {args.threads}; "
           f"numpy {np.__version__})")

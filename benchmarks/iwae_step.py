@@ -16,6 +16,7 @@ import sys
 import time
 
 from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+from scratchdgm.progress import progress
 
 HELP = "one IWAE training step (784-200-200-50, Adam) against PyTorch"
 
@@ -152,6 +153,8 @@ def run(args):
     # interleave in rounds of `chunk` steps, so that both sides see the same machine load
     chunk = 10
     rounds = max(1, -(-args.steps // chunk))
+    # a bar over the rounds of every K (stderr; its updates fall between the timings)
+    bar = progress(total=len(args.k) * rounds, desc="iwae-step", unit="round", leave=False)
     for k in args.k:
         runners = {b: _our_step(b, k, args.batch, args.dtype) for b in backends}
         if torch_mod is not None:
@@ -177,6 +180,7 @@ def run(args):
                     t0 = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t0)
+            bar.update()
         med = {name: statistics.median(t[:args.steps]) for name, t in times.items()}
         for b in backends:
             row = {"k": k, "batch": args.batch, "threads": args.threads, "dtype": args.dtype,
@@ -188,6 +192,7 @@ def run(args):
                 row["torch_ftz_step_seconds"] = med["torch-ftz"]
                 row["ratio_to_torch_ftz"] = med[b] / med["torch-ftz"]
             rows.append(row)
+    bar.close()
 
     if args.json:
         out = dict(rows[0]) if len(rows) == 1 else {"results": rows}

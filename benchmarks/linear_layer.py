@@ -11,6 +11,7 @@ import json
 import sys
 
 from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, median_time, table
+from scratchdgm.progress import progress
 
 HELP = "linear-layer design: BLAS GEMM + fused pass against a fused Numba matmul and NumPy"
 
@@ -33,7 +34,8 @@ def run(args):
     alt = _build_fused_matmul(dt)
     rows = []
     # the decoder's layers at K = 50, batch 20 (1000 rows), and the encoder's at batch 20
-    for N, n, m in [(1000, 50, 200), (1000, 200, 200), (1000, 200, 784), (20, 784, 200)]:
+    shapes = [(1000, 50, 200), (1000, 200, 200), (1000, 200, 784), (20, 784, 200)]
+    for N, n, m in progress(shapes, desc="linear-layer", unit="shape", leave=False):
         x = rng.standard_normal((N, n)).astype(dt)
         W = (rng.standard_normal((n, m)) / np.sqrt(n)).astype(dt)
         b = rng.standard_normal(m).astype(dt)

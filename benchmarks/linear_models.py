@@ -28,14 +28,14 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.decomposition import PCA
-from sklearn.decomposition import FactorAnalysis as SKFactorAnalysis
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from scratchdgm import PPCA, FactorAnalysis
 from scratchdgm.benchmarks.common import machine_line
+from scratchdgm.progress import progress
+
+# scikit-learn (and our models, built on its estimator API) are imported where they are used:
+# importing it takes seconds, and `scratchdgm --help` imports this module to list the
+# benchmarks.
 
 HELP = "factor analysis and PPCA fit times against scikit-learn"
 
@@ -49,6 +49,8 @@ REACH_SLACK = 1e-6  # per sample: "reached" = within this of sklearn's log-likel
 
 
 def datasets():
+    from sklearn.datasets import load_digits
+
     digits = load_digits().data / 16.0
     rng = np.random.default_rng(0)
     n, p, d = 20000, 100, 10
@@ -83,7 +85,12 @@ def interleaved_medians(fns, repeats, min_seconds=0.5, max_repeats=200):
     return [statistics.median(t) for t in times]
 
 
-def bench_fa(X, repeats, rows, name):
+def bench_fa(X, repeats, rows, name, bar):
+    from sklearn.decomposition import FactorAnalysis as SKFactorAnalysis
+    from sklearn.exceptions import ConvergenceWarning
+
+    from scratchdgm import FactorAnalysis
+
     d = 10
     ours = FactorAnalysis(d).fit(X)
     ll_ours = ours.score(X)
@@ -121,9 +128,14 @@ def bench_fa(X, repeats, rows, name):
             reach_ratio = f"{t_reach / t_sk:6.3f}"
         rows.append((name, "FA vs sklearn " + label, t_sk, ll_sk, sk.n_iter_,
                      t_ours, ll_ours, ours.n_iter_, reach, reach_ratio))
+        bar.update()
 
 
-def bench_ppca(X, repeats, rows, name):
+def bench_ppca(X, repeats, rows, name, bar):
+    from sklearn.decomposition import PCA
+
+    from scratchdgm import PPCA
+
     d = 10
     n = X.shape[0]
     for label, sk_solver, our_solver in [("PCA() auto", "auto", "auto"),
@@ -139,6 +151,7 @@ def bench_ppca(X, repeats, rows, name):
              lambda: PPCA(d, svd_solver=our_solver).fit(X)], repeats)
         rows.append((name, "PPCA vs sklearn " + label, t_sk, ll_sk, 1,
                      t_ours, ours.score(X), 1, "-".rjust(19), "     -"))
+        bar.update()
 
 
 def run(args):
@@ -149,9 +162,13 @@ def run(args):
         print(f"BLAS threads: {args.threads} for both libraries  [{', '.join(blas)}]; interleaved "
               f"runs, median of >= {args.repeats} (3 if > 2 s); "
               "ll = mean log-likelihood per training sample")
-        for name, X in datasets().items():
-            bench_fa(X, args.repeats, rows, name)
-            bench_ppca(X, args.repeats, rows, name)
+        data = datasets()
+        # 3 FA and 2 PPCA comparisons per data set; the table follows the bar (on stderr)
+        with progress(total=5 * len(data), desc="linear-models", unit="comparison",
+                      leave=False) as bar:
+            for name, X in data.items():
+                bench_fa(X, args.repeats, rows, name, bar)
+                bench_ppca(X, args.repeats, rows, name, bar)
 
     header = (f"{'data':<20} {'comparison':<48} {'sk ms':>8} {'sk ll':>12} {'sk it':>5} "
               f"{'ours ms':>8} {'ours ll':>12} {'it':>4} {'ratio':>6} "

@@ -14,6 +14,7 @@ import sys
 import time
 
 from scratchdgm.benchmarks.common import limit_threads, machine_info, machine_line, table
+from scratchdgm.progress import progress
 
 HELP = "log-sum-exp over K: GB/s against scipy and the read bandwidth"
 
@@ -33,7 +34,10 @@ def run(args):
     _ctx = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
     rng = np.random.default_rng(0)
     results = []
-    for K, B in [(50, 200_000), (5000, 2000)]:
+    cases = [(50, 200_000), (5000, 2000)]
+    # a bar over the timed rounds (stderr; its updates fall between the timings)
+    bar = progress(total=len(cases) * args.repeats, desc="logsumexp", unit="round", leave=False)
+    for K, B in cases:
         a = rng.standard_normal((K, B)) * 3.0
         cpu.logsumexp(a[:, :8].copy())  # compile outside the timing
         gb = a.nbytes / 1e9
@@ -52,6 +56,7 @@ def run(args):
                 t0 = time.perf_counter()
                 fn()
                 t[name].append(time.perf_counter() - t0)
+            bar.update()
         med = {k: statistics.median(v) for k, v in t.items()}
         err = float(np.max(np.abs(cpu.logsumexp(a) - scipy_lse(a, axis=0))))
         bw = gb / med["bandwidth"]
@@ -63,6 +68,7 @@ def run(args):
             "fraction_of_bandwidth": (gb / med["numba"]) / bw,
             "numba_seconds": med["numba"], "max_abs_diff_vs_scipy": err,
         })
+    bar.close()
     info = {"machine": machine_info(args.threads), "threads": args.threads,
             "wide_vectors": bool(cpu.WIDE_VECTORS), "results": results}
     if args.json:

@@ -1,13 +1,2 @@
-"""Course exercises (see README.md); shared helper for their tests."""
-
-
-def attempted(fn, *args):
-    """Whether the student has written ``fn``: calling it on ``args`` does not raise the stub's
-    NotImplementedError (any other outcome, even an error, means there is an attempt to check)."""
-    try:
-        fn(*args)
-    except NotImplementedError:
-        return False
-    except Exception:
-        return True
-    return True
+"""Course exercises: the pages ``NN_<name>.md``, the checkers ``test_exNN_<name>.py`` and their
+checks (``checks/``). See README.md, the instructor's guide."""

@@ -279,6 +279,7 @@ def logsumexp_backward(a, lse, grad):
 # --------------------------------------------------------------------------- Bernoulli
 @njit(**_JIT_PAR)
 def _bernoulli_kernel(l, x, out, one):
+    # BEGIN EXERCISE 13: out[k, b] = sum_j x[b, j] l[k, b, j] - softplus(l[k, b, j]), one pass
     K, B, D = l.shape
     zero = one - one
     for r in prange(K * B):
@@ -293,10 +294,12 @@ def _bernoulli_kernel(l, x, out, one):
             sp = (v if v > zero else zero) + vlog1p_unit(vexp(-abs(v)))
             acc += xr[j] * v - sp
         out[k, b] = acc
+    # END EXERCISE 13
 
 
 @njit(**_JIT_PAR)
 def _bernoulli_grad_kernel(l, x, out, dl, one):
+    # BEGIN EXERCISE 13: the same sums and dl = x - sigmoid(l), from one exponential per logit
     K, B, D = l.shape
     zero = one - one
     for r in prange(K * B):
@@ -314,6 +317,7 @@ def _bernoulli_grad_kernel(l, x, out, dl, one):
             q = one / (one + e)
             dr[j] = xr[j] - (q if v >= zero else e * q)
         out[k, b] = acc
+    # END EXERCISE 13
 
 
 def _bernoulli_args(logits, x):

@@ -6,6 +6,10 @@ launches, and copies the result back, so it can stand in for the CPU kernels und
 the ``@cuda.jit`` kernels themselves (``_lse_kernel`` ...) can be launched on device arrays by
 code that keeps its data on the GPU.
 
+Device launchers. Each ``launch_*`` function starts one kernel on arrays already on the device
+(what the host functions do between their copies in and out): code that keeps its data on the
+GPU calls them, and ``scratchdgm bench gpu`` times them against the memory bandwidth.
+
 This module imports ``numba.cuda``; it is itself imported only when the ``cuda`` backend is
 first used (:mod:`scratchdgm.kernels` loads it lazily), and its kernels compile on first launch.
 Under ``NUMBA_ENABLE_CUDASIM=1`` (set before numba.cuda is first imported) they run in numba's
@@ -85,6 +89,7 @@ def _lse_finish(m, s):
 # ------------------------------------------------------------------------- log-sum-exp
 @cuda.jit
 def _lse_kernel(a, out):
+    # BEGIN EXERCISE 14: each thread an online (max, sum) over its rows, then a tree over ty
     K, B = a.shape
     tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
     b = cuda.blockIdx.x * LSE_TX + tx
@@ -117,6 +122,7 @@ def _lse_kernel(a, out):
         stride //= 2
     if ty == 0 and b < B:
         out[b] = _lse_finish(sm[0, tx], ss[0, tx])
+    # END EXERCISE 14
 
 
 @cuda.jit
@@ -139,14 +145,21 @@ def logsumexp(a):
     8 partial sums (module docstring). Contract of
     :func:`scratchdgm.kernels.reference.logsumexp`.
     """
+    # BEGIN EXERCISE 14: copy to the device, launch _lse_kernel on a grid covering B, copy back
     a = _float_array(a, "a")
     if a.ndim != 2 or a.shape[0] < 1:
         raise ValueError(f"logsumexp expects an array of shape (K, B) with K >= 1, got {a.shape}")
     K, B = a.shape
     out = cuda.device_array(B, dtype=a.dtype)
-    if B:
-        _lse_kernel[_cdiv(B, LSE_TX), (LSE_TX, LSE_TY)](cuda.to_device(a), out)
+    launch_logsumexp(cuda.to_device(a), out)
     return out.copy_to_host()
+    # END EXERCISE 14
+
+
+def launch_logsumexp(a, out):
+    r"""Launch the log-sum-exp kernel on device arrays: ``a`` (K, B), ``out`` (B,)."""
+    if a.shape[1]:
+        _lse_kernel[_cdiv(a.shape[1], LSE_TX), (LSE_TX, LSE_TY)](a, out)
 
 
 def logsumexp_backward(a, lse, grad):
@@ -154,14 +167,20 @@ def logsumexp_backward(a, lse, grad):
     contract of :func:`scratchdgm.kernels.reference.logsumexp_backward`.
     """
     a = _float_array(a, "a")
-    K, B = a.shape
-    out = cuda.device_array((K, B), dtype=a.dtype)
-    if a.size:
-        _lse_backward_kernel[(_cdiv(K, EW), _cdiv(B, EW)), (EW, EW)](
-            cuda.to_device(a), cuda.to_device(np.ascontiguousarray(lse, a.dtype)),
-            cuda.to_device(np.ascontiguousarray(grad, a.dtype)), out,
-            float(_ref.WEIGHT_FLUSH_LOG[a.dtype.type]))
+    out = cuda.device_array(a.shape, dtype=a.dtype)
+    launch_logsumexp_backward(cuda.to_device(a),
+                              cuda.to_device(np.ascontiguousarray(lse, a.dtype)),
+                              cuda.to_device(np.ascontiguousarray(grad, a.dtype)), out)
     return out.copy_to_host()
+
+
+def launch_logsumexp_backward(a, lse, grad, out):
+    r"""Launch the log-sum-exp backward kernel on device arrays: ``a`` and ``out`` (K, B),
+    ``lse`` and ``grad`` (B,)."""
+    K, B = a.shape
+    if K * B:
+        _lse_backward_kernel[(_cdiv(K, EW), _cdiv(B, EW)), (EW, EW)](
+            a, lse, grad, out, float(_ref.WEIGHT_FLUSH_LOG[np.dtype(a.dtype).type]))
 
 
 # ------------------------------------------------------------------------- Bernoulli
@@ -213,10 +232,16 @@ def _bernoulli(logits, x, want_grad):
     K, B, D = l3.shape
     out = cuda.device_array((K, B), dtype=l3.dtype)
     dl = cuda.device_array(l3.shape if want_grad else (1, 1, 1), dtype=l3.dtype)
-    if K * B:
-        _bernoulli_kernel[K * B, ROW_THREADS](cuda.to_device(l3), cuda.to_device(x), out, dl,
-                                              want_grad)
+    launch_bernoulli(cuda.to_device(l3), cuda.to_device(x), out, dl, want_grad)
     return out.copy_to_host().reshape(lead), (dl.copy_to_host() if want_grad else None)
+
+
+def launch_bernoulli(logits, x, out, dl, want_grad):
+    r"""Launch the Bernoulli kernel on device arrays: ``logits`` (K, B, D), ``x`` (B, D),
+    ``out`` (K, B), ``dl`` (K, B, D) when ``want_grad`` (else any array)."""
+    K, B = out.shape
+    if K * B:
+        _bernoulli_kernel[K * B, ROW_THREADS](logits, x, out, dl, want_grad)
 
 
 def bernoulli_log_prob(logits, x):
@@ -297,11 +322,16 @@ def diag_gaussian_log_prob(z, mu, log_sigma):
     (z3, m3, s3), full = _gauss_args(z, mu, log_sigma)
     K, B = full[:2]
     out = cuda.device_array((K, B), dtype=z3.dtype)
-    if K * B:
-        _gauss_kernel[K * B, GAUSS_THREADS](cuda.to_device(z3), cuda.to_device(m3),
-                                            cuda.to_device(s3), out,
-                                            float(_ref.HALF_LOG_2PI))
+    launch_diag_gaussian(cuda.to_device(z3), cuda.to_device(m3), cuda.to_device(s3), out)
     return out.copy_to_host()
+
+
+def launch_diag_gaussian(z, mu, log_sigma, out):
+    r"""Launch the diagonal-Gaussian kernel on device arrays: ``z``, ``mu``, ``log_sigma``
+    3-D with the last axis d and the others 1 or (K, B) (broadcast), ``out`` (K, B)."""
+    K, B = out.shape
+    if K * B:
+        _gauss_kernel[K * B, GAUSS_THREADS](z, mu, log_sigma, out, float(_ref.HALF_LOG_2PI))
 
 
 def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
@@ -313,10 +343,8 @@ def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
     K, B, d = full
     g = np.ascontiguousarray(grad, dtype=z3.dtype).reshape(K, B)
     outs = [cuda.device_array(full, dtype=z3.dtype) for _ in range(3)]
-    if K * B * d:
-        _gauss_backward_kernel[(_cdiv(K * B, EW), _cdiv(d, EW)), (EW, EW)](
-            cuda.to_device(z3), cuda.to_device(m3), cuda.to_device(s3), cuda.to_device(g),
-            *outs)
+    launch_diag_gaussian_backward(cuda.to_device(z3), cuda.to_device(m3), cuda.to_device(s3),
+                                  cuda.to_device(g), *outs)
     result = []
     for dev, shape in zip(outs, shapes):
         full_g = dev.copy_to_host()
@@ -324,6 +352,15 @@ def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
         red = full_g.sum(axis=axes, keepdims=True, dtype=np.float64) if axes else full_g
         result.append(red.astype(z3.dtype).reshape(shape))
     return tuple(result)
+
+
+def launch_diag_gaussian_backward(z, mu, log_sigma, grad, gz, gm, gs):
+    r"""Launch the diagonal-Gaussian backward kernel on device arrays: inputs as
+    :func:`launch_diag_gaussian`, ``grad`` (K, B), the three gradients full (K, B, d)."""
+    K, B, d = gz.shape
+    if K * B * d:
+        _gauss_backward_kernel[(_cdiv(K * B, EW), _cdiv(d, EW)), (EW, EW)](
+            z, mu, log_sigma, grad, gz, gm, gs)
 
 
 # ------------------------------------------------------------------------- linear layer
@@ -390,11 +427,18 @@ def _act_grad_kernel(y, g, delta, code):
 
 def _gemm(A, Bm, trans_a, trans_b, M, N, dtype, bias=None, code=0):
     C = cuda.device_array((M, N), dtype=dtype)
+    launch_gemm(A, Bm, C, trans_a, trans_b, bias, code)
+    return C
+
+
+def launch_gemm(A, Bm, C, trans_a=False, trans_b=False, bias=None, code=0):
+    r"""Launch the tiled GEMM on device arrays: ``C (M, N) = act(op(A) @ op(Bm) + bias)``,
+    op a transpose when its flag is set, act the activation of code ``code`` (0: none)."""
+    M, N = C.shape
     if M and N:
-        b = bias if bias is not None else cuda.device_array(1, dtype=dtype)
+        b = bias if bias is not None else cuda.device_array(1, dtype=C.dtype)
         _gemm_kernel[(_cdiv(N, TILE), _cdiv(M, TILE)), (TILE, TILE)](
             A, Bm, C, trans_a, trans_b, b, bias is not None, code)
-    return C
 
 
 _check_linear = _ref._check_linear  # shared validation (reference.py)
@@ -427,9 +471,8 @@ def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
     y2 = np.ascontiguousarray(y, dtype=x.dtype).reshape(N, m)
     g2 = np.ascontiguousarray(grad, dtype=x.dtype).reshape(N, m)
     delta = cuda.device_array((N, m), dtype=x.dtype)
-    if N and m:
-        _act_grad_kernel[(_cdiv(N, EW), _cdiv(m, EW)), (EW, EW)](
-            cuda.to_device(y2), cuda.to_device(g2), delta, _ACT_CODE[activation])
+    launch_activation_grad(cuda.to_device(y2), cuda.to_device(g2), delta,
+                           _ACT_CODE[activation])
     dW = cuda.to_device(W)
     gW = _gemm(cuda.to_device(x2), delta, True, False, n, m, x.dtype).copy_to_host()
     gx = None
@@ -438,6 +481,14 @@ def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
     # the bias gradient is a column sum: done on the host, in float64, from the copied delta
     gb = delta.copy_to_host().sum(axis=0, dtype=np.float64).astype(x.dtype)
     return gx, gW, gb
+
+
+def launch_activation_grad(y, grad, delta, code):
+    r"""Launch the activation-derivative kernel on device arrays (N, m): ``delta = grad *
+    act'(y)``, written through the activation's output ``y``."""
+    N, m = y.shape
+    if N and m:
+        _act_grad_kernel[(_cdiv(N, EW), _cdiv(m, EW)), (EW, EW)](y, grad, delta, code)
 
 
 # ------------------------------------------------------------------------- Adam
@@ -460,9 +511,15 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
     # Host arrays in place: copy in, one thread per element, copy back.
     flat = [np.ascontiguousarray(a, dtype=data.dtype).reshape(-1) for a in (data, grad, m, v)]
     dev = [cuda.to_device(a) for a in flat]
-    n = flat[0].size
-    if n:
-        _adam_kernel[_cdiv(n, 256), 256](*dev, lr, beta1, beta2, 1.0 - beta1 ** step,
-                                          1.0 - beta2 ** step, eps, weight_decay)
+    launch_adam(*dev, lr, beta1, beta2, eps, step, weight_decay)
     for host, d in ((data, dev[0]), (m, dev[2]), (v, dev[3])):
         host.reshape(-1)[...] = d.copy_to_host()
+
+
+def launch_adam(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0):
+    r"""Launch the Adam kernel on flat device arrays (updated in place on the device)."""
+    n = data.size
+    if n:
+        _adam_kernel[_cdiv(n, 256), 256](data, grad, m, v, lr, beta1, beta2,
+                                         1.0 - beta1 ** step, 1.0 - beta2 ** step, eps,
+                                         weight_decay)

@@ -359,6 +359,7 @@ def linear(x, W, b, activation=None):
     The leading axes are flattened, so the K x B samples go through one matrix product of
     (K B) x n by n x m: one large GEMM is much faster than K small ones.
     """
+    # BEGIN EXERCISE 03: y = f(x W + b) over the flattened leading axes, in one matrix product
     _check_activation(activation)
     n = W.shape[0]
     lead = x.shape[:-1]
@@ -366,6 +367,7 @@ def linear(x, W, b, activation=None):
     if b is not None:
         y += b
     return _activate(y, activation).reshape(lead + (W.shape[1],))
+    # END EXERCISE 03
 
 
 def activation_grad(y, grad, activation):
@@ -374,6 +376,7 @@ def activation_grad(y, grad, activation):
     Uses :math:`\tanh' = 1 - y^2`, :math:`\sigma' = y(1 - y)`, :math:`\mathrm{relu}' = [y > 0]`,
     so the forward pass need only keep its output.
     """
+    # BEGIN EXERCISE 03: grad times f'(a), written with the output y = f(a)
     if activation is None:
         return grad
     if activation == "tanh":
@@ -381,6 +384,7 @@ def activation_grad(y, grad, activation):
     if activation == "sigmoid":
         return grad * (y * (1 - y))
     return np.where(y > 0, grad, 0).astype(grad.dtype, copy=False)
+    # END EXERCISE 03
 
 
 def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
@@ -414,6 +418,7 @@ def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
         \frac{\partial}{\partial W} = x^\top \delta, \qquad
         \frac{\partial}{\partial b} = \textstyle\sum_{\text{rows}} \delta.
     """
+    # BEGIN EXERCISE 03: the gradients of x, W and b through the activation
     _check_activation(activation)
     n, m = W.shape
     x2 = x.reshape(-1, n)
@@ -422,6 +427,7 @@ def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
     gb = delta.sum(axis=0, dtype=np.float64).astype(delta.dtype, copy=False)
     gx = (delta @ W.T).reshape(x.shape) if need_x_grad else None
     return gx, gW, gb
+    # END EXERCISE 03
 
 
 def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0):
@@ -456,6 +462,7 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
     optimiser is about half of an IWAE training step: the compiled version does it in one pass
     over memory instead of a dozen NumPy passes.
     """
+    # BEGIN EXERCISE 04: the moments, their bias correction and the step, all in place
     if weight_decay:
         grad = grad + weight_decay * data
     m *= beta1
@@ -465,3 +472,4 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
     m_hat = m / (1.0 - beta1 ** step)
     v_hat = v / (1.0 - beta2 ** step)
     data -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    # END EXERCISE 04

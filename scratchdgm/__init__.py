@@ -45,6 +45,7 @@ _LAZY = {
     "VAE": "scratchdgm.models.deep",
     "IWAE": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
+    "evaluate": "scratchdgm.evaluation",
 }
 
 _SUBMODULES = {

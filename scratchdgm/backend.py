@@ -44,6 +44,7 @@ import os
 
 __all__ = [
     "BACKENDS",
+    "BackendUnavailableError",
     "set_backend",
     "get_backend",
     "use_backend",
@@ -62,6 +63,25 @@ _MODULES = {
 }
 
 ENV_VAR = "SCRATCHDGM_BACKEND"
+
+
+
+class BackendUnavailableError(RuntimeError):
+    r"""A backend was asked for that cannot run here: ``'numba'`` without numba installed, or
+    ``'cuda'`` without a CUDA device. The message says which backends to pick instead.
+
+    Attributes
+    ----------
+    backend : str
+        The backend asked for.
+    reason : str
+        Why it cannot run, without the advice (a command line words its own).
+    """
+
+    def __init__(self, message, *, backend, reason):
+        super().__init__(message)
+        self.backend, self.reason = backend, reason
+
 
 _default = None  # process default (a concrete name); None: not chosen yet, read the env var
 _override = contextvars.ContextVar("scratchdgm_backend_override", default=None)
@@ -111,9 +131,9 @@ def resolve_backend(name):
     ------
     ValueError
         Unknown name.
-    RuntimeError
-        ``'numba'`` without numba installed, or ``'cuda'`` without a CUDA device (and without
-        numba's CUDA simulator).
+    BackendUnavailableError
+        (a RuntimeError) ``'numba'`` without numba installed, or ``'cuda'`` without a CUDA
+        device (and without numba's CUDA simulator, ``NUMBA_ENABLE_CUDASIM=1``).
     """
     if not isinstance(name, str):
         raise TypeError(f"backend must be a string, got {type(name).__name__}: expected one of "
@@ -124,12 +144,16 @@ def resolve_backend(name):
     if key not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: expected one of {BACKENDS + ('auto',)}")
     if key == "numba" and not _numba_importable():
-        raise RuntimeError("backend 'numba' needs the numba package, which is not installed; "
-                           "use 'numpy' or 'auto'")
+        reason = "backend 'numba' needs the numba package, which is not installed"
+        raise BackendUnavailableError(f"{reason}; pick 'numpy' or 'auto' instead",
+                                      backend=key, reason=reason)
     if key == "cuda" and not _cuda_available():
-        raise RuntimeError("backend 'cuda' needs a CUDA device visible to numba.cuda (or the "
-                           "simulator, NUMBA_ENABLE_CUDASIM=1 set before numba.cuda is imported); "
-                           "none found: use 'numba', 'numpy' or 'auto'")
+        reason = ("no CUDA device is available (backend 'cuda' needs an NVIDIA GPU and its "
+                  "driver, seen by numba.cuda; pip install \"scratchdgm[cuda]\" brings NVIDIA's "
+                  "numba-cuda)")
+        raise BackendUnavailableError(
+            f"{reason}; pick another backend: 'numba' (compiled for this CPU, the default), "
+            f"'numpy' or 'auto'", backend=key, reason=reason)
     return key
 
 
@@ -158,6 +182,9 @@ def _process_default():
         env = os.environ.get(ENV_VAR, "").strip()
         try:
             _default = resolve_backend(env) if env else resolve_backend("auto")
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(f"environment variable {ENV_VAR}={env!r}: {exc}",
+                                          backend=exc.backend, reason=exc.reason) from None
         except (ValueError, RuntimeError) as exc:
             raise type(exc)(f"environment variable {ENV_VAR}={env!r}: {exc}") from None
     return _default

@@ -21,16 +21,26 @@ every other entry
 
 Nothing is ever unpickled: object arrays are refused when writing, and files are read with
 ``allow_pickle=False``.
+
+Temporary files. A process killed in the middle of a write (SIGKILL, a power cut) cannot remove
+its temporary file, so the names say whose they are: ``.<name>.<pid>.<8 random characters>.tmp``
+beside ``<name>``, with the writer's process id. :func:`remove_stale_temporaries` deletes, for one
+destination, exactly the files of that pattern whose writer is no longer running (and those of
+the pattern without a pid, written by earlier versions) -- never a file the library did not
+write, and never one a live process is still writing.
 """
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 
 import numpy as np
 
-__all__ = ["save_npz", "load_npz", "write_json_atomic", "HEADER_KEY", "METADATA_KEY"]
+__all__ = ["save_npz", "load_npz", "write_json_atomic", "write_text_atomic",
+           "remove_stale_temporaries", "array_fingerprint", "HEADER_KEY", "METADATA_KEY"]
 
 HEADER_KEY = "__header__"
 METADATA_KEY = "__metadata__"
@@ -153,11 +163,30 @@ def save_npz(path, arrays, *, kind, format_version, metadata=None):
                METADATA_KEY: _to_json_array(metadata, "metadata")}
     payload.update(checked)
 
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    _write_atomic(path, lambda f: _write_zip(f, payload))
+
+
+def _temporary_prefix(path):
+    return f".{os.path.basename(path)}.{os.getpid()}."
+
+
+def _temporary_pattern(path):
+    # What tempfile.mkstemp makes of _temporary_prefix: 8 characters of its alphabet. Earlier
+    # versions wrote '.<name>.<8 characters>.tmp' (no pid) and, for JSON, '<name>.tmp<pid>'.
+    base = re.escape(os.path.basename(path))
+    return re.compile(rf"\.{base}\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{{8}}\.tmp"
+                      rf"|{base}\.tmp(?P<json_pid>\d+)")
+
+
+def _write_atomic(path, write):
+    r"""Call ``write(binary_file)`` on a temporary file beside ``path``, fsync it, give it the
+    permissions of an ordinary file (or of the file it replaces) and rename it over ``path``;
+    on any failure the temporary file is removed and ``path`` is untouched."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_zip(f, payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates files readable by the owner only; a checkpoint should look like any
@@ -175,6 +204,74 @@ def save_npz(path, arrays, *, kind, format_version, metadata=None):
             pass
         raise
     _fsync_directory(directory)
+
+
+def _process_running(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # exists (another user's) or cannot tell: keep the file
+    return True
+
+
+def remove_stale_temporaries(path):
+    r"""Delete the temporary files that an interrupted write of ``path`` left behind.
+
+    Only files named as :func:`save_npz` and :func:`write_json_atomic` name theirs
+    (``.<name>.<pid>.<8 characters>.tmp`` in the directory of ``path``) are considered, and of
+    those only the ones whose writing process is no longer running (or whose name carries no
+    pid: earlier versions of the library). Nothing else is touched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination (e.g. ``run/checkpoint.npz``); it need not exist.
+
+    Returns
+    -------
+    list of str
+        The paths removed.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = _temporary_pattern(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        pid = match.group("pid") or match.group("json_pid")
+        if pid is not None and _process_running(int(pid)):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.unlink(full)
+                removed.append(full)
+        except OSError:
+            pass
+    return removed
+
+
+def array_fingerprint(arr):
+    r"""A short, stable fingerprint of an array's contents: ``'sha256:'`` and 16 hex digits of
+    the SHA-256 of its dtype, shape and bytes (C order).
+
+    Two arrays get the same fingerprint exactly when they hold the same values in the same
+    dtype and shape (up to a hash collision, about 1 in :math:`2^{64}`). Checkpoints store the
+    fingerprint of the training data, so that resuming on other data is noticed.
+    """
+    arr = np.ascontiguousarray(arr)
+    h = hashlib.sha256()
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(memoryview(arr).cast("B") if arr.size else b"")
+    return "sha256:" + h.hexdigest()[:16]
 
 
 class _BadEntry(ValueError):
@@ -281,13 +378,15 @@ def load_npz(path, *, kind, format_version):
     return arrays, metadata
 
 
-def write_json_atomic(path, obj):
-    r"""Write ``obj`` as JSON to ``path`` through a temporary file and a rename."""
+def write_text_atomic(path, text):
+    r"""Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename: a reader sees
+    the old content or the new, never half of it (see :func:`save_npz`)."""
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    data = str(text).encode("utf-8")
+    _write_atomic(path, lambda f: f.write(data))
+
+
+def write_json_atomic(path, obj):
+    r"""Write ``obj`` as indented JSON to ``path`` through a temporary file and a rename
+    (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -57,6 +57,7 @@ def logsumexp(a, axis=None, keepdims=False, accumulate_dtype=None):
     every entry is ``-inf`` is shifted by 0 instead of :math:`-\infty` (which would give
     :math:`-\infty - (-\infty) = \mathrm{NaN}`); its sum is 0 and its result ``-inf``.
     """
+    # BEGIN EXERCISE 09: the stable log-sum-exp, shifted by the maximum
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float64)
@@ -69,6 +70,7 @@ def logsumexp(a, axis=None, keepdims=False, accumulate_dtype=None):
     if not keepdims:
         out = out.reshape(()) if axis is None else np.squeeze(out, axis=axis)
     return out
+    # END EXERCISE 09
 
 
 def log_mean_exp(a, axis=0, keepdims=False):

@@ -24,7 +24,7 @@ import numpy as np
 
 from scratchdgm.autodiff import Tensor, no_grad
 from scratchdgm.backend import get_backend, get_kernels, resolve_backend
-from scratchdgm.validation import check_real
+from scratchdgm.validation import NonFiniteError, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -134,7 +134,8 @@ class Optimizer:
         TypeError
             If ``state`` is not a mapping.
         ValueError
-            If the number of parameters, a key, a shape or a dtype does not match.
+            If the number of parameters, a key, a shape or a dtype does not match, or a
+            hyper-parameter or a state array holds NaN or an infinity.
         """
         where = f"{type(self).__name__}.load_state_dict"
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
@@ -152,7 +153,7 @@ class Optimizer:
             if name not in state:
                 raise ValueError(f"{where}: state has no {name!r} entry; expected the keys of "
                                  f"{type(self).__name__}.state_dict()")
-            hyper[name] = np.asarray(state[name]).item()
+            hyper[name] = check_real(np.asarray(state[name]).item(), name, where)
         new_state = [dict() for _ in self.params]
         allowed = set(self._state_arrays) | {"step"}
         for key in state.keys():
@@ -174,6 +175,10 @@ class Optimizer:
                 raise ValueError(f"{where}: {key!r} has shape {value.shape} and dtype "
                                  f"{value.dtype}; expected shape {p.data.shape} and dtype "
                                  f"{p.data.dtype} like params[{i}]")
+            if not np.all(np.isfinite(value)):
+                raise NonFiniteError(f"{where}: {key!r} holds NaN or infinite values; expected "
+                                     f"finite optimiser state (was it saved from a diverged "
+                                     f"training?)")
             new_state[i][name] = value.copy()
         for i, st in enumerate(new_state):
             required = self._required_state(hyper)
@@ -284,7 +289,8 @@ class Adam(Optimizer):
         \theta_t &= \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
 
     with :math:`m_0 = v_0 = 0`. Computed literally in this order (not the paper's "more
-    efficient" reordering of section 2), in the parameter's dtype.
+    efficient" reordering of section 2), in the parameter's dtype, by the kernels'
+    ``adam_update`` (:func:`scratchdgm.kernels.reference.adam_update` on the numpy backend).
 
     References
     ----------
@@ -325,18 +331,11 @@ class Adam(Optimizer):
             v = state["exp_avg_sq"] = np.zeros_like(data)
         else:
             v = state["exp_avg_sq"]
-        # Compiled backends do the update below in one fused pass (the kernels' adam_update,
-        # the same arithmetic); the NumPy backend runs it literally, here.
+        # The Notes' lines are written once, in the kernels' adam_update: the NumPy reference
+        # runs them literally, a compiled backend in one fused pass (which needs contiguous
+        # arrays; anything else takes the reference).
         backend = get_backend() if self.backend is None else resolve_backend(self.backend)
-        if (backend != "numpy" and data.flags.c_contiguous and m.flags.c_contiguous
-                and v.flags.c_contiguous):
-            get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2, self.eps, t,
-                                0.0)
-            return
-        m *= self.beta1
-        m += (1.0 - self.beta1) * grad
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (grad * grad)
-        m_hat = m / (1.0 - self.beta1 ** t)
-        v_hat = v / (1.0 - self.beta2 ** t)
-        data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        if not (data.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+            backend = "numpy"
+        get_kernels(backend).adam_update(data, grad, m, v, self.lr, self.beta1, self.beta2,
+                                         self.eps, t, 0.0)

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "NonFiniteError",
     "FLOAT_DTYPES",
     "check_int",
     "check_positive_int",
@@ -32,6 +33,16 @@ __all__ = [
 
 #: The floating dtypes the library computes in.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class NonFiniteError(ValueError):
+    r"""A quantity that must be finite holds NaN or an infinity.
+
+    A ``ValueError`` (a bad value is what it is), told apart so that a caller can name the
+    cause: raised by a distribution whose parameters were computed by a network, it usually
+    means the training diverged (a learning rate too large), which
+    :func:`scratchdgm.models.deep.training.fit` reports as such.
+    """
 
 
 def _prefix(where):

@@ -64,13 +64,19 @@ def test_bad_names_are_refused(bad, exc):
         sd.set_backend(bad)
 
 
-def test_cuda_without_a_device_is_a_clear_error():
-    pytest.importorskip("numba")
-    if "cuda" in backend.available_backends():
-        pytest.skip("a CUDA device (or the simulator) is present")
-    with pytest.raises(RuntimeError, match="CUDA device"):
+def test_cuda_without_a_device_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(backend, "_cuda_ok", False)  # as on a machine without a GPU
+    with pytest.raises(backend.BackendUnavailableError,
+                       match="no CUDA device is available.*pick another backend: 'numba'"):
         sd.set_backend("cuda")
+    with pytest.raises(RuntimeError):  # still a RuntimeError for callers that catch those
+        backend.resolve_backend("CUDA")
     assert "cuda" != backend.resolve_backend("auto")  # auto never picks cuda
+    monkeypatch.setattr(backend, "_default", None)
+    monkeypatch.setenv("SCRATCHDGM_BACKEND", "cuda")
+    with pytest.raises(backend.BackendUnavailableError,
+                       match="environment variable SCRATCHDGM_BACKEND='cuda': no CUDA device"):
+        backend.get_backend()
 
 
 def _run(code, **env):

@@ -21,11 +21,18 @@ def _json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
-def test_iwae_step_json_has_the_median_step_time(capsys):
-    out = _json(capsys, ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
-                         "--warmup", "0", "--no-torch", "--json"])
+@pytest.mark.parametrize("bars", ["off a terminal", "forced on"])
+def test_iwae_step_json_has_the_median_step_time(capsys, monkeypatch, bars):
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1" if bars == "forced on" else "")
+    argv = ["bench", "iwae-step", "--k", "2", "--backend", "numpy", "--steps", "2",
+            "--warmup", "0", "--no-torch", "--json"]
+    assert main(argv) == 0
+    printed, err = capsys.readouterr()
+    out = json.loads(printed)  # the bar goes to stderr: stdout stays valid JSON
     assert out["k"] == 2 and out["backend"] == "numpy" and out["dtype"] == "float32"
     assert out["step_seconds"] > 0 and out["first_step_seconds"] > 0 and out["steps"] == 2
+    # tqdm redraws at most every 0.1 s, so only its first frame ("0/1") is certain to appear
+    assert ("iwae-step" in err and "/1 " in err) if bars == "forced on" else err == ""
 
 
 @pytest.mark.slow
@@ -56,3 +63,35 @@ def test_bad_arguments_are_clear_errors(argv, match, capsys):
     assert main(["bench", "iwae-step", "--no-torch", "--steps", "1", *argv]) == 2
     err = capsys.readouterr().err
     assert "scratchdgm bench: error:" in err and match in err
+
+
+def test_gpu_benchmark_without_a_device_says_so_and_exits_cleanly(capsys, monkeypatch):
+    from scratchdgm.benchmarks import gpu
+
+    monkeypatch.setattr(gpu, "find_device", lambda: (None, "numba.cuda finds no CUDA device"))
+    assert main(["bench", "gpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "no CUDA device is available: numba.cuda finds no CUDA device" in out
+    assert 'pip install "scratchdgm[cuda]"' in out and err == ""
+
+
+def test_gpu_benchmark_finds_no_device_on_this_machine():
+    import importlib.util
+
+    from scratchdgm.benchmarks import gpu
+
+    if importlib.util.find_spec("numba") is not None:
+        from numba import cuda
+
+        if cuda.is_available():
+            pytest.skip("this machine has a CUDA device (or the simulator is on)")
+    device, why = gpu.find_device()
+    assert device is None and "CUDA" in why
+
+
+def test_gpu_benchmark_covers_every_kernel():
+    from scratchdgm.benchmarks import gpu
+    from scratchdgm.kernels import KERNEL_NAMES
+
+    for small in (False, True):
+        assert [c[0] for c in gpu.cases(small)] == list(KERNEL_NAMES)

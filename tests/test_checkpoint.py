@@ -259,3 +259,89 @@ def test_load_validates_its_arguments(tmp_path):
         load_npz(tmp_path / "x.npz", kind=None, format_version=1)
     with pytest.raises(TypeError, match="format_version must be an int"):
         load_npz(tmp_path / "x.npz", kind="k", format_version="1")
+
+
+# ------------------------------------------------------------- what a killed write leaves behind
+def _dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # exited and reaped: no process has this id now (reuse within ms is rare)
+
+
+def test_remove_stale_temporaries_removes_only_provably_ours(tmp_path):
+    dead, me = _dead_pid(), os.getpid()
+    ours_dead = [f".c.npz.{dead}.ab_cd12x.tmp",  # this version, writer gone
+                 ".c.npz.k2j4h5g6.tmp",          # earlier versions (no pid)
+                 f"c.npz.tmp{dead}"]             # earlier write_json_atomic
+    keep = [f".c.npz.{me}.ab_cd12x.tmp",         # a live writer (this process)
+            ".c.npz.notours.tmp", ".c.npz.abc.tmp", f".d.npz.{dead}.ab_cd12x.tmp",
+            "c.npz", "notes.tmp", f".c.npz.{dead}.ab_cd12x.tmp.bak"]
+    for name in ours_dead + keep:
+        (tmp_path / name).write_bytes(b"x")
+    removed = checkpoint.remove_stale_temporaries(tmp_path / "c.npz")
+    assert sorted(os.path.basename(p) for p in removed) == sorted(ours_dead)
+    assert sorted(os.listdir(tmp_path)) == sorted(keep)
+    assert checkpoint.remove_stale_temporaries(tmp_path / "c.npz") == []
+    assert checkpoint.remove_stale_temporaries(tmp_path / "missing" / "c.npz") == []
+
+
+def test_a_write_killed_midway_leaves_a_temporary_that_cleanup_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "c.npz"
+    save_npz(path, {"x": np.zeros(3)}, kind="k", format_version=1)
+    before = path.read_bytes()
+    # A writer that stops half way through its archive, then is killed (SIGKILL: no cleanup).
+    code = ("import sys, time, numpy as np\n"
+            "from scratchdgm import checkpoint\n"
+            "def slow(f, payload):\n"
+            "    f.write(b'PK half an archive'); f.flush()\n"
+            "    print('writing', flush=True); time.sleep(60)\n"
+            "checkpoint._write_zip = slow\n"
+            f"checkpoint.save_npz({str(path)!r}, {{'x': np.ones(3)}}, kind='k', "
+            "format_version=1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        left = [n for n in os.listdir(tmp_path) if n != "c.npz"]
+        assert len(left) == 1 and left[0].startswith(f".c.npz.{proc.pid}.")
+        # while the writer lives, its file is not touched
+        assert checkpoint.remove_stale_temporaries(path) == []
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    time.sleep(0.01)
+    assert [os.path.basename(p) for p in checkpoint.remove_stale_temporaries(path)] == left
+    assert os.listdir(tmp_path) == ["c.npz"] and path.read_bytes() == before
+
+
+def test_write_json_and_text_atomic(tmp_path):
+    path = tmp_path / "m.json"
+    checkpoint.write_json_atomic(path, {"b": 1, "a": [1.5, None]})
+    assert json.loads(path.read_text()) == {"a": [1.5, None], "b": 1}
+    checkpoint.write_text_atomic(path, "héllo\n")
+    assert path.read_text(encoding="utf-8") == "héllo\n"
+    assert os.listdir(tmp_path) == ["m.json"]
+    assert (os.stat(path).st_mode & 0o777) == 0o644
+
+
+def test_array_fingerprint_changes_with_any_value_dtype_or_shape():
+    a = np.arange(12.0).reshape(3, 4)
+    fp = checkpoint.array_fingerprint(a)
+    assert fp.startswith("sha256:") and len(fp) == len("sha256:") + 16
+    assert checkpoint.array_fingerprint(a.copy()) == fp
+    assert checkpoint.array_fingerprint(np.asfortranarray(a)) == fp  # values, not layout
+    b = a.copy()
+    b[2, 3] = np.nextafter(b[2, 3], 0)
+    assert checkpoint.array_fingerprint(b) != fp
+    assert checkpoint.array_fingerprint(a.astype(np.float32)) != fp
+    assert checkpoint.array_fingerprint(a.reshape(4, 3)) != fp
+    assert checkpoint.array_fingerprint(np.zeros((0, 4))) != checkpoint.array_fingerprint(
+        np.zeros((0, 3)))

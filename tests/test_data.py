@@ -11,6 +11,7 @@ from scipy.special import logsumexp
 from scipy.stats import kurtosis
 
 from scratchdgm import data
+from scratchdgm.data.mnist import MAGIC_IMAGES
 
 
 # ------------------------------------------------------------------------------ digits protocol
@@ -170,6 +171,87 @@ def test_read_idx_wrong_magic_and_garbage(tmp_path):
     (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00" * 100)[:-12])
     with pytest.raises(ValueError, match="gzip"):
         data.read_idx(tmp_path / "bad.gz")
+
+
+def _gzip_bomb(path, dims, megabytes):
+    """An IDX header declaring ``dims`` (unsigned bytes), then ``megabytes`` MiB of zeros: a
+    gzip file of about 1 KB per MiB (concatenated gzip members, which gzip readers join)."""
+    header = bytes([0, 0, 0x08, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    member = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(header))
+        for _ in range(megabytes):
+            fh.write(member)
+    return path
+
+
+def _peak_memory(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            fn()
+            error = None
+        except ValueError as exc:
+            error = exc
+        return tracemalloc.get_traced_memory()[1], error
+    finally:
+        tracemalloc.stop()
+
+
+def test_read_idx_checks_the_header_first_and_streams_gzip_in_bounded_memory(tmp_path):
+    # 1 MB on disk, 1 GiB once decompressed, behind a header declaring 10 images of 28 x 28:
+    # the reader must stop right after the declared 7840 bytes, never inflating the rest.
+    bomb = _gzip_bomb(tmp_path / "bomb.gz", (10, 28, 28), 1024)
+    assert bomb.stat().st_size < 2_000_000
+    peak, error = _peak_memory(lambda: data.read_idx(bomb, expected_magic=MAGIC_IMAGES))
+    assert error is not None and "trailing data" in str(error) and "7840 data bytes" in str(error)
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB while reading a 1 GiB gzip bomb"
+    # a header declaring more than any gzip file of this size can hold: refused unread
+    huge = _gzip_bomb(tmp_path / "huge.gz", (60000, 280, 280), 1)
+    peak, error = _peak_memory(lambda: data.read_idx(huge))
+    assert "more than a gzip file of" in str(error) and peak < 1 << 20
+    # an honest file is read whole, in memory close to its own size
+    honest = _gzip_bomb(tmp_path / "ok.gz", (4, 512, 512), 1)
+    peak, error = _peak_memory(lambda: data.read_idx(honest).sum())
+    assert error is None and peak < (1 << 20) + (8 << 20)
+    np.testing.assert_array_equal(data.read_idx(honest), np.zeros((4, 512, 512), np.uint8))
+
+
+def test_read_idx_plain_file_size_is_checked_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "plain"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**31, 2**16, 2**16))
+    monkeypatch.setattr(np, "empty", None)  # nothing may be allocated for such a header
+    with pytest.raises(ValueError, match=r"truncated file: .*\(2147483648, 65536, 65536\).*"
+                                         r"found 0"):
+        data.read_idx(path)
+
+
+def test_read_idx_many_dimensions_and_empty_files_are_clear_errors(tmp_path):
+    many = tmp_path / "d255"
+    many.write_bytes(bytes([0, 0, 0x08, 255]) + struct.pack(">255I", *([1] * 255)) + b"\x05")
+    with pytest.raises(ValueError, match="declares 255 dimensions; expected at most 32"):
+        data.read_idx(many)
+    with pytest.raises(ValueError, match=r"expected 0x00000803 .*found 0x000008ff \(unsigned "
+                                         r"byte, 255 dimensions\)"):
+        data.read_idx(many, expected_magic=MAGIC_IMAGES)
+    empty = write_idx(tmp_path / "empty", np.zeros((0, 4, 5), np.uint8))
+    assert data.read_idx(empty).shape == (0, 4, 5)  # a valid IDX file, if a useless one
+
+
+@pytest.mark.parametrize("part, what, match", [
+    ("train-images-idx3-ubyte", np.zeros((0, 4, 5), np.uint8),
+     "holds 0 images of 4 x 5 pixels; expected at least one image"),
+    ("train-images-idx3-ubyte", np.zeros((6, 0, 5), np.uint8), "holds 6 images of 0 x 5"),
+    ("train-labels-idx1-ubyte", np.array([1, 2, 200, 3, 4, 5], np.uint8),
+     "holds label 200 at index 2; MNIST labels are the digits 0-9"),
+])
+def test_load_mnist_refuses_empty_images_and_labels_above_nine(tmp_path, part, what, match):
+    make_mnist_dir(tmp_path)
+    write_idx(tmp_path / part, what)
+    with pytest.raises(ValueError, match=match):
+        data.load_mnist(tmp_path)
 
 
 def make_mnist_dir(directory, n_train=6, n_test=4, gz_test=True, rows=4, cols=5):
@@ -345,3 +427,12 @@ def test_get_dataset_digits_mnist_and_errors(tmp_path):
     with pytest.raises(TypeError, match="str"):
         data.get_dataset(3)
     assert set(data.DATASET_SPECS) >= {"digits", "toy", "mnist:DIR"}
+
+
+def test_binary_datasets_list_says_what_the_loaders_say(tmp_path):
+    # the CLI's --help and its default likelihood read BINARY_DATASETS: it must not drift
+    make_mnist_dir(tmp_path)
+    for spec in data.DATASET_SPECS:
+        real = spec.replace("DIR", str(tmp_path))
+        assert data.get_dataset(real, 0, n_train=5, n_test=5).binary == (
+            spec in data.BINARY_DATASETS), spec

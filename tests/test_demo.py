@@ -6,10 +6,15 @@ from scratchdgm.cli import main
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys):
+def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SCRATCHDGM_PROGRESS", "1")  # draw the bars, as on a terminal
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed, bars = capsys.readouterr()
+    # every long stretch of each section shows a bar (stderr), the tables go to stdout
+    for bar in ("MLP, Adam", "fits:", "VAE epoch 3/3", "IWAE epoch 3/3"):
+        assert bar in bars, bar
+    assert "VAE epoch" not in printed and "fits:" not in printed
     for title in ("1. Autodiff", "2. Linear latent-variable models", "3. Deep latent-variable"):
         assert title in printed
     assert "gradcheck: passed" in printed
@@ -21,3 +26,13 @@ def test_quick_demo_writes_every_figure_and_the_results(tmp_path, capsys):
     results = (out / "results.txt").read_text()
     assert "FA (EM)" in results and "IWAE" in results
     assert not list(out.glob("*.tmp"))
+
+
+def test_figures_command_regenerates_a_chosen_folder(tmp_path, capsys):
+    from scratchdgm.cli import main
+
+    assert main(["figures", "--out", str(tmp_path), "--quick", "--only", "autodiff"]) == 0
+    assert (tmp_path / "autodiff" / "autodiff_fit.png").stat().st_size > 1000
+    assert "autodiff" in (tmp_path / "figures.txt").read_text()
+    assert main(["figures", "--out", str(tmp_path), "--only", "nonsense"]) == 2
+    assert "unknown ['nonsense']" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import scratchdgm as sd
 from scratchdgm import nn
 from scratchdgm.nn import init
+from scratchdgm.validation import NonFiniteError
 
 
 def rng(seed=0):
@@ -376,6 +377,12 @@ def test_strict_loading_errors_change_nothing():
         net.load_state_dict(strings)
     with pytest.raises(TypeError, match="state must be a dict of name -> ndarray"):
         net.load_state_dict([("layers.0.weight", np.ones((2, 3)))])
+    for bad in (np.nan, np.inf, -np.inf):  # a diverged model's weights are refused
+        poisoned = dict(good, **{"layers.1.weight": good["layers.1.weight"].copy()})
+        poisoned["layers.1.weight"][1, 0] = bad
+        with pytest.raises(NonFiniteError, match=r"state\['layers.1.weight'\] holds 1 NaN or "
+                                                 r"infinite value\(s\) of 3; expected finite"):
+            net.load_state_dict(poisoned)
     for k, v in net.state_dict().items():  # every failed load left the weights alone
         np.testing.assert_array_equal(v, before[k])
 

@@ -246,6 +246,10 @@ def test_load_state_dict_errors_change_nothing():
         (bad(state__0__exp_avg=np.ones(3)), r"'state.0.exp_avg' has shape \(3,\)"),
         (bad(state__1__exp_avg_sq=np.ones((2, 2), np.float32)), "dtype float32; expected"),
         (bad(state__1__exp_avg_sq=None), r"state of params\[1\] has entries"),
+        (bad(state__1__exp_avg=np.full((2, 2), np.nan)), r"'state.1.exp_avg' holds NaN or "
+                                                          r"infinite values"),
+        (bad(state__0__exp_avg_sq=np.array([0.0, np.inf])), "holds NaN or infinite"),
+        (bad(lr=np.array(np.nan)), "lr must be finite"),
     ]
     for state, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
@@ -305,6 +309,12 @@ P = [nn.Parameter(np.ones(2))]
 def test_bad_hyper_parameters_and_params(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
+
+
+@pytest.mark.parametrize("lr", [np.float32(1e-3), np.float64(1e-3), np.array(1e-3)[()], 1])
+def test_numpy_scalars_are_accepted_as_hyper_parameters(lr):
+    for opt in (optim.SGD(P, lr=lr), optim.Adam(P, lr=lr, eps=np.float32(1e-8))):
+        assert type(opt.lr) is float and opt.lr == float(lr)
 
 
 def test_generator_of_parameters_is_accepted():

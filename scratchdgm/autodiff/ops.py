@@ -193,6 +193,24 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        r"""The gradients of ``Y = A @ B``, from the operands that ``forward`` saved.
+
+        Parameters
+        ----------
+        ctx : Context
+            ``ctx.saved == (a, b)``; ``ctx.needs_input_grad`` says which gradients are wanted.
+        grad : ndarray, shape of ``Y``
+            :math:`\bar Y = \partial L / \partial Y`.
+
+        Returns
+        -------
+        (ga, gb) : ndarray or None each
+            :math:`\bar A = \bar Y B^\top` and :math:`\bar B = A^\top \bar Y` (transposing the
+            last two axes); either may keep broadcast batch axes, which the engine sums away
+            (:func:`unbroadcast`). A 1-D ``a`` acts as a row ``(1, k)`` and a 1-D ``b`` as a
+            column ``(k, 1)``, and their gradients are 1-D again.
+        """
+        # BEGIN EXERCISE 01: the gradients of A @ B for stacked and 1-D operands
         a, b = ctx.saved
         A = a[None, :] if a.ndim == 1 else a  # (..., n, k)
         B = b[:, None] if b.ndim == 1 else b  # (..., k, m)
@@ -216,6 +234,7 @@ class MatMul(Function):
             if b.ndim == 1:
                 gb = gb[..., 0]
         return ga, gb
+        # END EXERCISE 01
 
 
 # ---------------------------------------------------------------------------- elementwise
@@ -266,14 +285,18 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
+        # BEGIN EXERCISE 01: y = tanh(x), saving what the backward needs
         out = np.tanh(x)
         ctx.save_for_backward(out)
         return out
+        # END EXERCISE 01
 
     @staticmethod
     def backward(ctx, grad):
+        # BEGIN EXERCISE 01: the gradient of tanh from what the forward saved
         (out,) = ctx.saved
         return grad * (1 - out * out)
+        # END EXERCISE 01
 
 
 class Sigmoid(Function):
@@ -281,14 +304,18 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
+        # BEGIN EXERCISE 01: y = sigmoid(x), stable at x = -1000 and +1000
         out = _num.sigmoid(x)
         ctx.save_for_backward(out)
         return out
+        # END EXERCISE 01
 
     @staticmethod
     def backward(ctx, grad):
+        # BEGIN EXERCISE 01: the gradient of the sigmoid from what the forward saved
         (out,) = ctx.saved
         return grad * out * (1 - out)
+        # END EXERCISE 01
 
 
 class Relu(Function):
@@ -475,19 +502,53 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
+        r"""The log-sum-exp of ``x`` over ``axis``.
+
+        Parameters
+        ----------
+        ctx : Context
+            Save what :meth:`backward` needs with ``ctx.save_for_backward(...)``.
+        x : ndarray
+            Entries may be ``-inf``.
+        axis : None or tuple of int
+            Sorted, non-negative axes to reduce (None: all of them), as
+            :func:`normalize_axis` gives them.
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        ndarray
+            :math:`\log\sum e^x` over ``axis``, through :func:`scratchdgm.numerics.logsumexp`.
+        """
+        # BEGIN EXERCISE 09: y = log sum exp(x) over axis, saving what the backward needs
         out = _num.logsumexp(x, axis=axis, keepdims=True)
         ctx.save_for_backward(x, out, axis, keepdims)
         if not keepdims:
             out = np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
         return out
+        # END EXERCISE 09
 
     @staticmethod
     def backward(ctx, grad):
+        r"""The gradient :math:`\bar x = \bar y\, e^{x - y}` (the softmax of ``x`` over
+        ``axis``), of ``x``'s shape; zero where a whole slice was ``-inf``.
+
+        Parameters
+        ----------
+        ctx : Context
+            Holds what :meth:`forward` saved, in ``ctx.saved``.
+        grad : ndarray
+            :math:`\bar y`, of the output's shape (without the reduced axes unless
+            ``keepdims``).
+        """
+        # BEGIN EXERCISE 09: the softmax times grad, with the reduced axes put back
         x, out, axis, keepdims = ctx.saved
         with np.errstate(invalid="ignore"):
             weights = np.exp(x - out)
         weights = np.where(np.isneginf(out), 0.0, weights)  # all -inf: no gradient
         return _expand_reduced(grad, x.shape, axis, keepdims) * weights
+        # END EXERCISE 09
 
 
 # ---------------------------------------------------------------------------- shape

@@ -297,6 +297,32 @@ class Tensor:
                     f"output's shape {self.shape}"
                 )
 
+        self._backward_pass(seed)
+
+    def _backward_pass(self, seed):
+        r"""The reverse sweep: push ``seed`` back through the graph with the chain rule.
+
+        Parameters
+        ----------
+        seed : ndarray, shape of ``self``
+            :math:`\bar y = \partial L / \partial\,\text{self}`.
+
+        Notes
+        -----
+        Visit the nodes of :meth:`_topological_order` in *reverse*, so that every gradient of a
+        node is complete -- summed over all of its children -- before the node passes it on:
+
+        .. math::
+
+            \bar v = \sum_{c \,\in\, \text{children}(v)} \bar c \,
+            \frac{\partial c}{\partial v}.
+
+        Each op's ``backward(ctx, grad)`` is called once, with the node's total gradient; its
+        results are summed to the input's own shape by :func:`unbroadcast` and cast to its dtype;
+        a leaf adds its gradient to ``.grad``. Inputs that do not require a gradient (or for which
+        the op returns ``None``) get nothing.
+        """
+        # BEGIN EXERCISE 02: the reverse sweep of the chain rule, one backward call per node
         grads = {id(self): seed}
         for node in reversed(self._topological_order()):
             g = grads.pop(id(node), None)
@@ -326,9 +352,24 @@ class Tensor:
                     pg = pg.astype(parent.data.dtype)
                 key = id(parent)
                 grads[key] = grads[key] + pg if key in grads else pg
+        # END EXERCISE 02
 
     def _topological_order(self):
-        """Nodes reachable from self, each after all of its parents (iterative post-order DFS)."""
+        r"""The nodes that ``self`` depends on, each after all of its parents.
+
+        Returns
+        -------
+        list of Tensor
+            Every tensor reachable from ``self`` through ``_parents`` that requires a gradient,
+            once each, ``self`` last; a node comes after every parent it has in the list.
+
+        Notes
+        -----
+        A post-order depth-first search: a node is appended once all of its parents have
+        been. It is iterative, with an explicit stack of ``(node, parents_done)`` pairs, so that
+        a chain of 10,000 ops does not hit Python's recursion limit.
+        """
+        # BEGIN EXERCISE 02: a post-order depth-first search, without recursion
         order, visited = [], set()
         stack = [(self, False)]
         while stack:
@@ -344,6 +385,7 @@ class Tensor:
                 if parent is not None and parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
         return order
+        # END EXERCISE 02
 
     # Comparisons give plain boolean arrays: they are not differentiable.
     def __lt__(self, other):

@@ -28,11 +28,15 @@ def run(args):
         for name in EXPERIMENTS:
             print(f"  {name:<{width}}  {get_experiment(name).SUMMARY}")
         return 0 if args.list else 2
+    from scratchdgm.checkpoint import write_text_atomic
+    from scratchdgm.cli._runs import run_directory
+
     get_experiment(args.name)  # a clear error for an unknown name, before any folder exists
     out = pathlib.Path(args.out or pathlib.Path("scratchdgm_experiments") / args.name)
-    result = run_experiment(args.name, out, quick=args.quick, seed=args.seed)
-    (out / "numbers.json").write_text(json.dumps(result.numbers, indent=2, sort_keys=True,
-                                                 default=float) + "\n")
+    with run_directory(out):  # a failed run leaves no empty folder
+        result = run_experiment(args.name, out, quick=args.quick, seed=args.seed)
+    write_text_atomic(out / "numbers.json", json.dumps(result.numbers, indent=2, sort_keys=True,
+                                                       default=float) + "\n")
     print(result.text.rstrip())
     print(f"figures: {', '.join(str(f) for f in result.figures)}; numbers: {out / 'numbers.json'}")
     return 0

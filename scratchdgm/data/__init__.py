@@ -27,7 +27,7 @@ continuous data) and "Illustrative example of a DLVM for binary images" (binary 
 from scratchdgm.data.dataset import Dataset, dynamic_binarize
 from scratchdgm.data.digits import load_digits_continuous, load_digits_protocol
 from scratchdgm.data.mnist import MNIST_FILES, load_mnist, read_idx
-from scratchdgm.data.registry import DATASET_SPECS, get_dataset
+from scratchdgm.data.registry import BINARY_DATASETS, DATASET_SPECS, get_dataset
 from scratchdgm.data.toy import (
     heavy_tailed_linear,
     pinwheel,
@@ -56,4 +56,5 @@ __all__ = [
     "heavy_tailed_linear",
     "get_dataset",
     "DATASET_SPECS",
+    "BINARY_DATASETS",
 ]

@@ -4,6 +4,7 @@ import gzip
 import math
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from scratchdgm.data.dataset import Dataset
 from scratchdgm.data.digits import TEST_BINARIZATION_SEED
 from scratchdgm.validation import check_float_dtype
 
-__all__ = ["read_idx", "load_mnist", "MNIST_FILES", "MAGIC_LABELS", "MAGIC_IMAGES"]
+__all__ = ["read_idx", "load_mnist", "MNIST_FILES", "MAGIC_LABELS", "MAGIC_IMAGES",
+           "MAX_IDX_DIMS", "MAX_GZIP_RATIO"]
 
 # ------------------------------------------------------------------------------ MNIST IDX
 #: IDX type code -> (big-endian dtype, name)
@@ -35,21 +37,53 @@ MNIST_FILES = {
 }
 
 
+#: most dimensions an IDX header may declare here (NumPy's own limit is 32 or 64)
+MAX_IDX_DIMS = 32
+#: Deflate, gzip's compression, cannot shrink data by more than about 1032:1, so a gzip file
+#: of m bytes holds at most this many times m bytes: a header declaring more is lying
+MAX_GZIP_RATIO = 1100
+_CHUNK = 1 << 20  # bytes decompressed per read: memory stays bounded whatever the file holds
+
+
 def _describe_magic(magic):
     type_code, ndim = (magic >> 8) & 0xFF, magic & 0xFF
     kind = _IDX_TYPES.get(type_code, (None, f"unknown type 0x{type_code:02x}"))[1]
     return f"0x{magic:08x} ({kind}, {ndim} dimension{'s' if ndim != 1 else ''})"
 
 
-def _read_bytes(path):
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":  # gzip's magic bytes: decompress whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{path}: corrupt or truncated gzip file ({exc})") from exc
-    return raw
+class _IdxStream:
+    """The bytes of an IDX file, plain or gzip (recognised by its magic bytes), read in pieces:
+    a gzip file is decompressed as it is read, never all at once."""
+
+    def __init__(self, path):
+        self.path = path
+        self.raw = open(path, "rb")
+        self.file_size = os.fstat(self.raw.fileno()).st_size
+        self.compressed = self.raw.read(2) == b"\x1f\x8b"  # gzip's magic, whatever the name
+        self.raw.seek(0)
+        self.fh = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.compressed else self.raw
+
+    def readinto(self, view):
+        """Fill ``view`` as far as the file goes; the number of bytes read."""
+        done = 0
+        while done < len(view):
+            try:
+                got = self.fh.readinto(view[done:done + _CHUNK])
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(f"{self.path}: corrupt or truncated gzip file ({exc})") from None
+            if not got:
+                break
+            done += got
+        return done
+
+    def read(self, n):
+        buf = bytearray(n)
+        return bytes(buf[:self.readinto(memoryview(buf))])
+
+    def close(self):
+        if self.compressed:
+            self.fh.close()
+        self.raw.close()
 
 
 def read_idx(path, expected_magic=None):
@@ -71,8 +105,9 @@ def read_idx(path, expected_magic=None):
     ------
     ValueError
         Naming the file, what was expected and what was found, for: a wrong magic number, an
-        unknown type code, zero dimensions, a truncated header, and data whose length differs
-        from the product of the header's dimensions (a truncated file or a lying header).
+        unknown type code, zero or more than :data:`MAX_IDX_DIMS` dimensions, a truncated
+        header, a corrupt gzip stream, and data whose length differs from the product of the
+        header's dimensions (a truncated file or a lying header).
 
     Notes
     -----
@@ -85,14 +120,27 @@ def read_idx(path, expected_magic=None):
         4 .. 4+4m   m unsigned 32-bit sizes
         then        prod(sizes) * itemsize bytes of data
 
-    Compressed files are recognised by gzip's magic bytes, not by their name.
+    Compressed files are recognised by gzip's magic bytes, not by their name. The header is
+    read and checked first; then exactly the declared number of bytes is read into the result,
+    a megabyte at a time (a gzip file is decompressed as it streams), and one byte more to
+    detect trailing data. Memory therefore stays within the declared size, whatever a crafted
+    file would expand to, and a declared size that the file cannot hold (more than its size,
+    or for gzip more than :data:`MAX_GZIP_RATIO` times it) is refused before reading.
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
+    stream = _IdxStream(path)
+    try:
+        return _read_idx(stream, path, expected_magic)
+    finally:
+        stream.close()
+
+
+def _read_idx(stream, path, expected_magic):
+    raw = stream.read(4)
     if len(raw) < 4:
         raise ValueError(f"{path}: not an IDX file: expected a 4-byte magic number, found only "
                          f"{len(raw)} byte(s)")
-    magic = struct.unpack(">I", raw[:4])[0]
+    magic = struct.unpack(">I", raw)[0]
     if expected_magic is not None and magic != expected_magic:
         raise ValueError(f"{path}: wrong magic number: expected {_describe_magic(expected_magic)}, "
                          f"found {_describe_magic(magic)}")
@@ -106,20 +154,37 @@ def read_idx(path, expected_magic=None):
                          f"0x{magic:08x}; expected one of {known}")
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
+    if ndim > MAX_IDX_DIMS:
+        raise ValueError(f"{path}: IDX header declares {ndim} dimensions; expected at most "
+                         f"{MAX_IDX_DIMS} (MNIST files have 1 for labels, 3 for images)")
     header = 4 + 4 * ndim
-    if len(raw) < header:
+    raw_dims = stream.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header} header "
-                         f"bytes, found {len(raw)}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
+                         f"bytes, found {4 + len(raw_dims)}")
+    dims = struct.unpack(f">{ndim}I", raw_dims)
     dtype, kind = _IDX_TYPES[type_code]
     expected = math.prod(dims) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        what = "truncated file" if found < expected else "trailing data"
-        raise ValueError(f"{path}: {what}: the header declares shape {tuple(dims)} of {kind} "
-                         f"= {expected} data bytes, found {found}")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="))
+
+    def mismatch(found, what=None):
+        what = what or ("truncated file" if found < expected else "trailing data")
+        return ValueError(f"{path}: {what}: the header declares shape {tuple(dims)} of {kind} "
+                          f"= {expected} data bytes, found {found}")
+
+    # Refuse, before reading, a size the file cannot hold.
+    if not stream.compressed and stream.file_size - header != expected:
+        raise mismatch(stream.file_size - header)
+    if stream.compressed and expected > MAX_GZIP_RATIO * stream.file_size:
+        raise ValueError(f"{path}: truncated file: the header declares shape {tuple(dims)} of "
+                         f"{kind} = {expected} data bytes, more than a gzip file of "
+                         f"{stream.file_size} bytes can hold")
+    data = np.empty(expected, dtype=np.uint8)
+    found = stream.readinto(memoryview(data))
+    if found < expected:
+        raise mismatch(found)
+    if stream.read(1):
+        raise mismatch(f"more (the file goes on after {expected} bytes)", "trailing data")
+    return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _find_mnist_file(directory, stem):
@@ -165,7 +230,8 @@ def load_mnist(directory, binarize=False, random_state=TEST_BINARIZATION_SEED,
     FileNotFoundError
         Listing the directory and every file name looked for.
     ValueError
-        For malformed files (see :func:`read_idx`), or image and label counts that differ.
+        For malformed files (see :func:`read_idx`), image and label counts that differ, files
+        of zero images, or labels outside 0-9.
 
     References
     ----------
@@ -192,10 +258,19 @@ def load_mnist(directory, binarize=False, random_state=TEST_BINARIZATION_SEED,
 
     def images(key):
         arr = read_idx(paths[key], expected_magic=MAGIC_IMAGES)
+        if arr.shape[0] == 0 or arr.shape[1] * arr.shape[2] == 0:
+            raise ValueError(f"load_mnist: {paths[key]} holds {arr.shape[0]} images of "
+                             f"{arr.shape[1]} x {arr.shape[2]} pixels; expected at least one "
+                             f"image of at least one pixel")
         return (arr.reshape(len(arr), -1) / 255.0).astype(dtype)
 
     def labels(key):
-        return read_idx(paths[key], expected_magic=MAGIC_LABELS).astype(np.int64)
+        arr = read_idx(paths[key], expected_magic=MAGIC_LABELS)
+        if arr.size and arr.max() > 9:
+            i = int(np.argmax(arr > 9))
+            raise ValueError(f"load_mnist: {paths[key]} holds label {int(arr[i])} at index {i}; "
+                             f"MNIST labels are the digits 0-9")
+        return arr.astype(np.int64)
 
     x_train, y_train = images("train_images"), labels("train_labels")
     x_test, y_test = images("test_images"), labels("test_labels")

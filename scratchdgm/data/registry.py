@@ -12,7 +12,7 @@ from scratchdgm.data.toy import (
 )
 from scratchdgm.validation import check_positive_int, check_random_state
 
-__all__ = ["DATASET_SPECS", "get_dataset"]
+__all__ = ["DATASET_SPECS", "BINARY_DATASETS", "get_dataset"]
 
 # ------------------------------------------------------------------------------ CLI specs
 #: valid ``--data`` specs and what they mean
@@ -26,6 +26,10 @@ DATASET_SPECS = {
     "ring": "ring of 8 Gaussians (2-D)",
     "heavy-tailed": "linear model with Student's t noise (p = 5, d = 2)",
 }
+
+#: the specs of binary data sets (``Dataset.binary``: a Bernoulli likelihood); the others are
+#: continuous (Gaussian or Student's t likelihoods)
+BINARY_DATASETS = ("digits", "mnist:DIR")
 
 
 def get_dataset(spec, rng=0, n_train=1500, n_test=500):

@@ -13,7 +13,7 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.autodiff import Tensor
-from scratchdgm.validation import check_random_state
+from scratchdgm.validation import NonFiniteError, check_random_state
 
 __all__ = ["Distribution"]
 
@@ -30,7 +30,8 @@ def _param(x, name, cls, dtype=None):
                             f"got dtype {arr.dtype}")
         t = _ad.tensor(arr, dtype=dtype)
     if not np.all(np.isfinite(t.data)):
-        raise ValueError(f"{cls}: {name} contains NaN or infinite values; expected finite numbers")
+        raise NonFiniteError(f"{cls}: {name} contains NaN or infinite values; expected finite "
+                             f"numbers")
     return t
 
 
@@ -115,7 +116,7 @@ class Distribution:
                              f"with the distribution's shape {full} (batch {self.batch_shape}, "
                              f"event ({self.d},)); expected (..., *batch, {self.d})") from None
         if not np.all(np.isfinite(data)):
-            raise ValueError(f"{cls}.log_prob: {name} contains NaN or infinite values")
+            raise NonFiniteError(f"{cls}.log_prob: {name} contains NaN or infinite values")
         return x
 
     def log_prob(self, x):  # pragma: no cover - documented interface

@@ -22,6 +22,32 @@ def _as_full(dist):
 
 
 def _kl_diag_diag(q, p):
+    r""":math:`\mathrm{KL}(q \,\Vert\, p)` between diagonal Gaussians, summed over the last axis.
+
+    Parameters
+    ----------
+    q, p : DiagNormal
+        Read their parameters as Tensors: ``q.mu`` and ``q.log_sigma`` (:math:`\log\sigma`, the
+        log standard deviation), broadcastable to ``q._shape == batch_shape + (d,)``; ``p`` may
+        be a :class:`StandardNormal` (:math:`\mu = 0`, :math:`\log\sigma = 0`).
+
+    Returns
+    -------
+    Tensor, shape: the broadcast batch shape
+        Differentiable in the parameters of both.
+
+    Notes
+    -----
+    .. math::
+
+        \mathrm{KL} = \sum_{j=1}^d \Big[\log\frac{\sigma_{pj}}{\sigma_{qj}}
+        + \frac{\sigma_{qj}^2 + (\mu_{qj} - \mu_{pj})^2}{2\sigma_{pj}^2} - \frac12\Big],
+
+    which against :math:`\mathcal N(0, I_d)` is the VAE's
+    :math:`\tfrac12 \sum_j (\mu_j^2 + \sigma_j^2 - 1) - \log\sigma_j` (Kingma & Welling 2014,
+    Appendix B).
+    """
+    # BEGIN EXERCISE 08: the diagonal-Gaussian KL, from log sigma, summed over the event axis
     if isinstance(p, StandardNormal):
         # 1/2 sum (mu^2 + sigma^2 - 1) - log sigma: the VAE's KL (Kingma & Welling 2014, App. B)
         per = 0.5 * (q.mu * q.mu + (2.0 * q.log_sigma).exp() - 1.0) - q.log_sigma
@@ -32,9 +58,38 @@ def _kl_diag_diag(q, p):
     per = 0.5 * (ratio + dm * dm - 1.0) - (q.log_sigma - p.log_sigma)
     shape = np.broadcast_shapes(per.shape, q._shape, p._shape)
     return _bcast_to(per, shape).sum(axis=-1)
+    # END EXERCISE 08
 
 
 def _kl_full_full(q, p):
+    r""":math:`\mathrm{KL}(q \,\Vert\, p)` between full-covariance Gaussians.
+
+    Parameters
+    ----------
+    q, p : FullNormal
+        ``mu`` of shape ``(..., d)`` and ``scale_tril`` :math:`L` of shape ``(..., d, d)``
+        (lower triangular, :math:`\Sigma = L L^\top`), as Tensors.
+
+    Returns
+    -------
+    Tensor, shape: the broadcast batch shape
+
+    Notes
+    -----
+    [Mattei-DGM, "More on this KL regulariser"], with :math:`\Sigma_0 = L_q L_q^\top`,
+    :math:`\Sigma_1 = L_p L_p^\top`:
+
+    .. math::
+
+        \mathrm{KL} = \tfrac12 \Big[\operatorname{tr}(\Sigma_1^{-1}\Sigma_0)
+        + (\mu_1 - \mu_0)^\top \Sigma_1^{-1} (\mu_1 - \mu_0) - d
+        + \log\frac{\det\Sigma_1}{\det\Sigma_0}\Big]
+        = \tfrac12 \Big[\lVert L_p^{-1} L_q \rVert_F^2 + \lVert L_p^{-1}(\mu_p - \mu_q)
+        \rVert^2 - d\Big] + \sum_j (\log L_{p,jj} - \log L_{q,jj}),
+
+    with triangular solves (:func:`solve_triangular`), never an inverse.
+    """
+    # BEGIN EXERCISE 08: the full-covariance KL through triangular solves
     Lq, Lp = q.scale_tril, p.scale_tril
     d = q.d
     M = solve_triangular(Lp, Lq)  # L_p^{-1} L_q: tr(S_p^-1 S_q) = ||M||_F^2
@@ -44,6 +99,7 @@ def _kl_full_full(q, p):
     log_det_ratio = 2.0 * (p._half_log_det() - q._half_log_det())
     kl = 0.5 * (trace + maha - d + log_det_ratio)
     return _bcast_to(kl, np.broadcast_shapes(kl.shape, q.batch_shape, p.batch_shape))
+    # END EXERCISE 08
 
 
 def _kl_categorical(q, p):

@@ -139,9 +139,11 @@ class DiagNormal(Distribution):
         -------
         Tensor, shape ``sample_shape + batch_shape + (d,)``
         """
+        # BEGIN EXERCISE 12: z = mu + sigma * eps with eps ~ N(0, I) from the given generator
         shape, rng = self._draw_setup(sample_shape, random_state, "rsample")
         eps = rng.standard_normal(shape + self._shape, dtype=self.dtype)
         return self.mu + self.log_sigma.exp() * eps
+        # END EXERCISE 12
 
     def sample(self, sample_shape=(), random_state=None):
         r"""A sample as a plain ndarray (no graph), shape ``sample_shape + batch_shape + (d,)``."""
@@ -272,10 +274,12 @@ class FullNormal(Distribution):
 
     def rsample(self, sample_shape=(), random_state=None):
         r"""Reparametrised :math:`\mu + L\epsilon`, shape ``sample_shape + batch_shape + (d,)``."""
+        # BEGIN EXERCISE 12: z = mu + L eps with eps ~ N(0, I), by broadcasting (not @)
         shape, rng = self._draw_setup(sample_shape, random_state, "rsample")
         eps = rng.standard_normal(shape + self.batch_shape + self.event_shape, dtype=self.dtype)
         # (L eps)_i = sum_j L_ij eps_j, with broadcasting instead of a batched matmul
         return self.mu + (self.scale_tril * eps[..., None, :]).sum(axis=-1)
+        # END EXERCISE 12
 
     def sample(self, sample_shape=(), random_state=None):
         r"""A sample as an ndarray, shape ``sample_shape + batch_shape + (d,)``."""

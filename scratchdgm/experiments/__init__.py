@@ -46,6 +46,10 @@ class ExperimentResult:
 
 #: experiment name -> module, in the order of the course
 EXPERIMENTS = {
+    "monte-carlo": "scratchdgm.experiments.monte_carlo",
+    "naive-vs-is": "scratchdgm.experiments.naive_vs_is",
+    "score-function": "scratchdgm.experiments.score_function",
+    "bounds": "scratchdgm.experiments.bounds",
     "shallow-to-deep": "scratchdgm.experiments.shallow_to_deep",
     "toy-dlvm": "scratchdgm.experiments.toy_dlvm",
     "amortisation-gap": "scratchdgm.experiments.amortisation_gap",

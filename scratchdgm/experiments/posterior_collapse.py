@@ -10,8 +10,8 @@ see it, per unit u, over held-out data:
   of active units :math:`\#\{u : A_u > 0.01\}` (Burda et al. 2016, §5.2;
   :meth:`~scratchdgm.VAE.active_units`);
 * the unit's **KL**, :math:`\mathbb E_x\, \mathrm{KL}(q_\gamma(z_u \mid x) \,\|\, p(z_u))`,
-  the u-th summand of the closed-form KL (:func:`kl_per_dimension`): the nats the unit
-  carries, 0 for a collapsed unit.
+  the u-th summand of the closed-form KL (:meth:`~scratchdgm.VAE.kl_per_dimension`): the
+  nats the unit carries, 0 for a collapsed unit.
 
 The ELBO's KL term is what pushes units to collapse: a unit is worth keeping only if it buys
 more reconstruction than it costs in KL. Two knobs are swept, each from one trained VAE per
@@ -60,9 +60,7 @@ of independent pixels.
 
 import numpy as np
 
-from scratchdgm import autodiff as _ad
 from scratchdgm.data import load_digits_protocol
-from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
 from scratchdgm.experiments import ExperimentResult
 from scratchdgm.experiments import _common
 from scratchdgm.models.deep import VAE
@@ -79,41 +77,6 @@ QUICK_BETAS = (0.5, 1.0, 2.0, 8.0)
 QUICK_DECODERS = ((), (100, 100), (200, 200))
 
 
-def kl_per_dimension(model, X):
-    r"""The KL of each latent unit, averaged over the rows of ``X``, shape (d,).
-
-    Parameters
-    ----------
-    model : VAE with a standard-normal prior
-    X : ndarray, shape (n, p)
-
-    Returns
-    -------
-    ndarray, shape (d,)
-        :math:`\frac1n \sum_i \mathrm{KL}(q_\gamma(z_u \mid x_i) \,\|\, \mathcal N(0, 1))`.
-
-    Notes
-    -----
-    The prior and :math:`q_\gamma` factorise over the units, so the closed-form KL
-    (:meth:`StandardNormalPrior.kl <scratchdgm.models.deep.priors.StandardNormalPrior.kl>`) is
-    the sum of one term per unit; each is
-    :func:`~scratchdgm.distributions.kl_divergence` of the unit's 1-D marginals, so the terms
-    add up to ``model.prior.kl``.
-    """
-    if not model.prior.has_analytic_kl:
-        raise ValueError(f"kl_per_dimension needs a prior with a closed-form KL (the standard "
-                         f"normal); the {model.prior.kind!r} prior does not factorise over units")
-    X = model.check_data(X, allow_unit_interval=True)
-    with _ad.no_grad():
-        q = model.encode(X)
-        mu, log_sigma = np.asarray(q.mu.data), np.asarray(q.log_sigma.data)
-        prior_1d = StandardNormal(1, model.dtype)
-        return np.array([
-            float(np.mean(kl_divergence(DiagNormal(mu[:, u:u + 1], log_sigma[:, u:u + 1]),
-                                        prior_1d).data))
-            for u in range(model.latent_dim)])
-
-
 def collapse_report(model, X):
     r"""Activity, KL per unit and the number of active units of ``model`` on ``X``.
 
@@ -123,7 +86,11 @@ def collapse_report(model, X):
         ``activity`` (d,), ``kl_per_unit`` (d,), ``active_units``, ``kl`` (their total).
     """
     activity = model.unit_activity(X)
-    kl = kl_per_dimension(model, X)
+    per_dim = model.kl_per_dimension(X)
+    if "z" not in per_dim:
+        raise ValueError(f"collapse_report needs a prior with a closed-form KL (the standard "
+                         f"normal); the {model.prior.kind!r} prior does not factorise over units")
+    kl = per_dim["z"]
     return {"activity": activity.tolist(), "kl_per_unit": kl.tolist(),
             "active_units": model.active_units(X), "kl": float(kl.sum())}
 

@@ -18,6 +18,7 @@ from collections import namedtuple
 import numpy as np
 
 from scratchdgm.autodiff import Tensor
+from scratchdgm.validation import NonFiniteError
 
 __all__ = ["Parameter", "Module", "ModuleList", "LoadResult"]
 
@@ -226,7 +227,9 @@ class Module:
             If ``state`` is not a mapping or a value is not numeric.
         ValueError
             If (strict) names are missing or unexpected, or a value's shape or dtype differs
-            from the Parameter's. Nothing is modified when an error is raised.
+            from the Parameter's, or a value holds NaN or an infinity
+            (:class:`~scratchdgm.validation.NonFiniteError`). Nothing is modified when an
+            error is raised.
         """
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
             raise TypeError(f"state must be a dict of name -> ndarray (as from state_dict()), "
@@ -260,6 +263,11 @@ class Module:
                 raise ValueError(f"state[{name!r}] has dtype {arr.dtype} but parameter "
                                  f"{name!r} has dtype {p.data.dtype}; convert the state with "
                                  f".astype() or build the model with dtype={p.data.dtype}")
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.count_nonzero(~np.isfinite(arr)))
+                raise NonFiniteError(f"state[{name!r}] holds {bad} NaN or infinite value(s) of "
+                                     f"{arr.size}; expected finite weights (was it saved from "
+                                     f"a diverged training?)")
             updates.append((p, arr))
         for p, arr in updates:
             # In place: anything holding the array (an optimiser, a view) sees the new values.

@@ -8,7 +8,9 @@ r"""``scratchdgm demo``: the course from shallow to deep in one run.
    importance-sampled log-likelihood (:mod:`scratchdgm.cli.demo.deep`).
 
 Each part writes its figures into ``--out`` and prints a short results table; the tables are
-also written to ``--out``/results.txt.
+also written to ``--out``/results.txt. Every stretch of more than a couple of seconds (the MLP's
+training, the EM fits, each VAE / IWAE training, the K = 5000 evaluations) draws a progress bar
+with the time left, on a terminal.
 """
 
 import pathlib
@@ -28,27 +30,34 @@ def configure_parser(parser):
                         help="folder for the figures and results (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="shorter training everywhere (a smoke test, about a minute)")
+    parser.add_argument("--backend", default=None, choices=["numpy", "numba", "cuda", "auto"],
+                        help="kernel backend of every part (default: SCRATCHDGM_BACKEND, else "
+                             "auto = numba)")
 
 
 def run(args):
     from importlib import import_module
 
+    from scratchdgm.backend import use_backend
+    from scratchdgm.checkpoint import write_text_atomic
+    from scratchdgm.cli._runs import check_backend, run_directory
+
+    # every part runs on this backend: checked before the first part, not in the third
+    backend = check_backend(args.backend)
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     report = []
-    for title, module_name in PARTS:
-        print(f"\n{title}\n{'=' * len(title)}", flush=True)
-        part_dir = out / module_name.rsplit(".", 1)[-1]
-        part_dir.mkdir(exist_ok=True)
-        text = import_module(module_name).run(part_dir, quick=args.quick)
-        print(text.rstrip(), flush=True)
-        report.append(f"{title}\n{'=' * len(title)}\n{text.rstrip()}\n")
+    with run_directory(out), use_backend(backend):
+        for title, module_name in PARTS:
+            print(f"\n{title}\n{'=' * len(title)}", flush=True)
+            part_dir = out / module_name.rsplit(".", 1)[-1]
+            part_dir.mkdir(exist_ok=True)
+            text = import_module(module_name).run(part_dir, quick=args.quick)
+            print(text.rstrip(), flush=True)
+            report.append(f"{title}\n{'=' * len(title)}\n{text.rstrip()}\n")
     # the printed tables, kept beside the figures (temporary file + rename: never half written)
     results = out / "results.txt"
-    tmp = results.with_name(results.name + ".tmp")
-    tmp.write_text("\n".join(report))
-    tmp.replace(results)
+    write_text_atomic(results, "\n".join(report))
     print(f"\nDone in {time.perf_counter() - start:.0f} s. Figures and the results tables "
           f"({results.name}) are in {out.resolve()}/")
     return 0

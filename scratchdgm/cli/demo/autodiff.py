@@ -53,6 +53,7 @@ def run(out_dir, quick=False, seed=0):
 
     import scratchdgm as sd
     from scratchdgm import nn, optim
+    from scratchdgm.progress import progress
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def run(out_dir, quick=False, seed=0):
     opt = optim.Adam(net.parameters(), lr=1e-2)
     steps = 300 if quick else 2000
     batch = 50
-    for _ in range(steps):
+    for _ in progress(range(steps), desc="MLP, Adam", unit="step", leave=False):
         idx = rng.integers(0, len(x), size=batch)
         opt.zero_grad()
         loss_fn(x[idx], y[idx]).backward()

@@ -48,7 +48,7 @@ def run(out_dir, quick=False):
     rows, histories, bound_curves, models = [], {}, {}, {}
     for name, cls, k in (("VAE", VAE, 1), ("IWAE", IWAE, 50)):
         model = cls(64, 10, (100, 100), k=k, random_state=0)
-        model.fit(x_train, epochs=epochs, X_val=x_test, progress=False, random_state=0)
+        model.fit(x_train, epochs=epochs, X_val=x_test, random_state=0)  # its own bar
         ll = model.score(x_eval, k=eval_k, random_state=1)
         curve = [model.bound(x_eval, kk, random_state=2) for kk in ks]
         rows.append((name, k, ll, curve, model.active_units(x_train),
@@ -61,7 +61,7 @@ def run(out_dir, quick=False):
     # a d = 2 VAE for the latent scatter (the lecture's "2D code space of a VAE")
     t0 = time.perf_counter()
     vae2 = VAE(64, 2, (100, 100), k=1, random_state=0)
-    vae2.fit(x_train, epochs=epochs, progress=False, random_state=0)
+    vae2.fit(x_train, epochs=epochs, random_state=0)
     t2 = time.perf_counter() - t0
 
     figs = [

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from scratchdgm.models.linear import PPCA, FactorAnalysis
 from scratchdgm.plots import linear as plots
+from scratchdgm.progress import progress
 
 __all__ = ["run", "load_digits_split", "toy_4d"]
 
@@ -82,20 +83,30 @@ def run(out_dir, quick=False):
     # threads only fight over the cores (sklearn's lapack FA took 30 s instead of 1 s that way).
     # sklearn and scipy are imported at module level because threadpoolctl only limits the BLAS
     # libraries already loaded (scipy carries its own OpenBLAS).
-    with threadpool_limits(limits=1):
-        return _run(out_dir, quick)
+    # A bar over the fits (time left), removed when the table is printed.
+    with threadpool_limits(limits=1), progress(total=N_FITS, desc="fits", unit="fit",
+                                               leave=False) as bar:
+        return _run(out_dir, quick, bar)
 
 
-def _run(out_dir, quick):
+N_FITS = 7  # the fits of _run, counted by its progress bar
+
+
+def _run(out_dir, quick, bar):
     X_train, X_test = load_digits_split()
     n = X_train.shape[0]
 
-    fa, t_fa = _timed(lambda: FactorAnalysis(D).fit(X_train))
-    ppca, t_pp = _timed(lambda: PPCA(D).fit(X_train))
-    ppca_em, t_ppem = _timed(lambda: PPCA(D, method="em", random_state=0).fit(X_train))
+    def timed(fn):
+        out = _timed(fn)
+        bar.update()
+        return out
+
+    fa, t_fa = timed(lambda: FactorAnalysis(D).fit(X_train))
+    ppca, t_pp = timed(lambda: PPCA(D).fit(X_train))
+    ppca_em, t_ppem = timed(lambda: PPCA(D, method="em", random_state=0).fit(X_train))
     sk_fa_kw = dict(random_state=0) if quick else dict(tol=1e-8, svd_method="lapack")
-    sk_fa, t_skfa = _timed(lambda: SKFactorAnalysis(D, **sk_fa_kw).fit(X_train))
-    sk_pca, t_skpca = _timed(lambda: PCA(D, svd_solver="full").fit(X_train))
+    sk_fa, t_skfa = timed(lambda: SKFactorAnalysis(D, **sk_fa_kw).fit(X_train))
+    sk_pca, t_skpca = timed(lambda: PCA(D, svd_solver="full").fit(X_train))
     # sklearn's PCA density uses the n-1 covariance; the (n-1)/n-rescaled one is exactly PPCA's
     sk_pca_mle = PCA(D, svd_solver="full").fit(X_train)
     sk_pca_mle.explained_variance_ *= (n - 1) / n
@@ -104,8 +115,9 @@ def _run(out_dir, quick):
     # full EM histories for the curve figure (tol=0: until round-off stops the increase)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fa_full = FactorAnalysis(D, tol=0.0, max_iter=2000).fit(X_train)
-        ppca_em_full = PPCA(D, method="em", tol=0.0, max_iter=2000, random_state=0).fit(X_train)
+        fa_full = timed(lambda: FactorAnalysis(D, tol=0.0, max_iter=2000).fit(X_train))[0]
+        ppca_em_full = timed(lambda: PPCA(D, method="em", tol=0.0, max_iter=2000,
+                                          random_state=0).fit(X_train))[0]
 
     sk_label = ("sklearn FactorAnalysis (tol=1e-2, randomized)" if quick
                 else "sklearn FactorAnalysis (tol=1e-8, lapack)")

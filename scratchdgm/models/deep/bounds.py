@@ -12,7 +12,7 @@ log importance weights
 
 Everything here is a pure function of those log-weights (or of the Gaussian parameters), so that
 the same code serves training (with :class:`scratchdgm.Tensor` inputs, gradients flowing back),
-evaluation (with ``no_grad``) and the course exercise ``exercises/ex03_iwae_bound``.
+evaluation (with ``no_grad``) and the course exercise ``exercises/10_iwae_bound.md``.
 
 Lecture: [Mattei-DGM, "Maximum likelihood for DLVM"] (the
 bound :math:`\mathcal L_K`), "What about VAEs?" (:math:`\mathcal L_1` as reconstruction minus KL;
@@ -27,12 +27,20 @@ import numpy as np
 from scratchdgm import autodiff as _ad
 from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
+from scratchdgm.progress import progress as _progress
 from scratchdgm.validation import check_real
+
+#: seconds a small evaluation runs before it draws a progress bar: quick ones stay silent
+EVAL_BAR_DELAY = 1.0
+#: importance samples from which the log-likelihood's bar is drawn at once (K = 5000 on 20
+#: points): such an evaluation is long, and its first chunk may wait for kernels to compile
+EVAL_BAR_AT_ONCE = 100_000
 
 __all__ = [
     "log_mean_exp",
     "iwae_bound",
     "elbo_monte_carlo",
+    "kl_weighted_log_weights",
     "elbo_analytic_kl",
     "importance_sampled_log_likelihood",
 ]
@@ -119,24 +127,21 @@ def iwae_bound(log_w, *, backend=None):
     (bound), Theorem 1 (monotone in K), eq. 14 (gradient).
     Lecture [Mattei-DGM, "Maximum likelihood for DLVM"].
     """
+    # BEGIN EXERCISE 10: log of the MEAN importance weight over the K samples, stably
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     # log_mean_exp(log_w, axis=0) in one fused, stable pass on the current backend (its NumPy
     # reference is scratchdgm.kernels.reference.logsumexp; tests hold the two together)
     return _fused.iw_logsumexp(log_w, backend=backend) - math.log(log_w.shape[0])
+    # END EXERCISE 10
 
 
-def elbo_monte_carlo(log_w, *, log_px_given_z=None, beta=1.0):
+def elbo_monte_carlo(log_w):
     r"""The VAE bound :math:`\mathcal L_1` estimated by averaging K single-sample log-weights.
 
     Parameters
     ----------
     log_w : Tensor or ndarray, shape (K, batch)
-    log_px_given_z : Tensor or ndarray, shape (K, batch), optional
-        :math:`\log p_\theta(x \mid z_k)`, the reconstruction part of each log-weight; needed
-        only when ``beta != 1``.
-    beta : float, default 1
-        Weight of the KL term (see :func:`elbo_analytic_kl`); 1 is the ELBO.
 
     Returns
     -------
@@ -152,29 +157,66 @@ def elbo_monte_carlo(log_w, *, log_px_given_z=None, beta=1.0):
 
     This is the "VAE with K samples" objective of Burda et al. (2016, Table 1): K samples reduce
     the variance of the gradient but do not tighten the bound (contrast :func:`iwae_bound`).
-    With a KL weight :math:`\beta` the log-weight's KL part, :math:`\log p(z_k) - \log
-    q_\gamma(z_k \mid x) = \log w_k - \log p_\theta(x \mid z_k)`, is scaled:
-    :math:`\frac1K \sum_k [\log p_\theta(x \mid z_k) + \beta (\log w_k - \log p_\theta(x
-    \mid z_k))]`.
 
     References
     ----------
     Kingma & Welling (2014), *Auto-encoding variational Bayes*, ICLR, eq. 6 (SGVB estimator A).
     Lecture [Mattei-DGM, "What about VAEs?"].
     """
+    # BEGIN EXERCISE 10: the mean of the log-weights over the K samples
+    log_w = _as_tensor(log_w)
+    _check_log_weights(log_w)
+    return log_w.mean(axis=0)
+    # END EXERCISE 10
+
+
+def kl_weighted_log_weights(log_w, log_px_given_z, beta):
+    r"""Log-weights whose KL part is weighted by :math:`\beta`: the :math:`\beta`-VAE's
+    Monte Carlo objective is their mean, :func:`elbo_monte_carlo`.
+
+    Parameters
+    ----------
+    log_w : Tensor or ndarray, shape (K, batch)
+        :math:`\log w_k = \log p_\theta(x \mid z_k) + \log p(z_k) - \log q_\gamma(z_k \mid x)`.
+    log_px_given_z : Tensor or ndarray, shape (K, batch)
+        :math:`\log p_\theta(x \mid z_k)`, the reconstruction part of each log-weight.
+    beta : float
+        Weight :math:`\beta \ge 0` of the KL part (1 returns ``log_w``).
+
+    Returns
+    -------
+    Tensor, shape (K, batch)
+
+    Notes
+    -----
+    The KL part of a log-weight is :math:`\log p(z_k) - \log q_\gamma(z_k \mid x) = \log w_k -
+    \log p_\theta(x \mid z_k)`, whose mean over :math:`z_k \sim q_\gamma` estimates
+    :math:`-\mathrm{KL}(q_\gamma \,\|\, p)`; scaling it alone,
+
+    .. math::
+
+        \log \tilde w_k = \log p_\theta(x \mid z_k) + \beta\,(\log w_k - \log p_\theta(x
+        \mid z_k)), \qquad \frac1K \sum_k \log \tilde w_k \approx \mathbb E_q[\log
+        p_\theta(x \mid z)] - \beta\, \mathrm{KL}(q_\gamma(z \mid x) \,\|\, p(z)),
+
+    is the Monte Carlo form of :func:`elbo_analytic_kl` with ``beta``.
+
+    References
+    ----------
+    Higgins et al. (2017), *beta-VAE: learning basic visual concepts with a constrained
+    variational framework*, ICLR, eq. 4. Lecture [VAE-HVAE-Diffusion, "Strengths and weaknesses
+    of VAEs"].
+    """
     log_w = _as_tensor(log_w)
     _check_log_weights(log_w)
     beta = _check_beta(beta)
-    if beta == 1.0:
-        return log_w.mean(axis=0)
-    if log_px_given_z is None:
-        raise ValueError("elbo_monte_carlo with beta != 1 needs log_px_given_z, the "
-                         "reconstruction part of the log-weights, to scale the KL part alone")
     log_px_given_z = _as_tensor(log_px_given_z)
     if log_px_given_z.shape != log_w.shape:
         raise ValueError(f"log_px_given_z has shape {log_px_given_z.shape}, expected the shape "
                          f"of log_w, {log_w.shape}")
-    return (log_px_given_z + beta * (log_w - log_px_given_z)).mean(axis=0)
+    if beta == 1.0:
+        return log_w
+    return log_px_given_z + beta * (log_w - log_px_given_z)
 
 
 def elbo_analytic_kl(log_px_given_z, kl, *, beta=1.0):
@@ -221,7 +263,8 @@ def elbo_analytic_kl(log_px_given_z, kl, *, beta=1.0):
     return log_px_given_z.mean(axis=0) - (kl if beta == 1.0 else beta * kl)
 
 
-def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000):
+def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000,
+                                      progress=True):
     r"""Importance-sampled :math:`\log p_\theta(x_i)` with K samples, in bounded memory.
 
     Parameters
@@ -236,6 +279,10 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
         Total importance samples per point (Burda et al. use 5000).
     chunk_size : int
         At most about this many (sample, point) pairs are materialised at a time.
+    progress : bool
+        Show a progress bar (importance samples drawn so far, time left) on a terminal (see
+        :mod:`scratchdgm.progress`): at once for :data:`EVAL_BAR_AT_ONCE` samples or more, else
+        once the evaluation has lasted :data:`EVAL_BAR_DELAY` seconds; removed when done.
 
     Returns
     -------
@@ -273,17 +320,21 @@ def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=5
     # Points per batch and samples per chunk so that one call holds <= ~chunk_size pairs.
     k_chunk = min(k, chunk_size)
     batch = max(1, chunk_size // k_chunk)
-    for start in range(0, n, batch):
-        idx = np.arange(start, min(n, start + batch))
-        partial = []
-        done = 0
-        while done < k:
-            kc = min(k_chunk, k - done)
-            lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
-            if lw.shape != (kc, len(idx)):
-                raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
-                                 f"({kc}, {len(idx)})")
-            partial.append(_num.logsumexp(lw, axis=0))
-            done += kc
-        out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
+    delay = 0.0 if n * k >= EVAL_BAR_AT_ONCE else EVAL_BAR_DELAY
+    with _progress(total=n * k, desc=f"log p(x), K={k}", unit="sample", unit_scale=True,
+                   enabled=progress, leave=False, delay=delay) as bar:
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch))
+            partial = []
+            done = 0
+            while done < k:
+                kc = min(k_chunk, k - done)
+                lw = np.asarray(log_weights_fn(idx, kc), dtype=np.float64)
+                if lw.shape != (kc, len(idx)):
+                    raise ValueError(f"log_weights_fn returned shape {lw.shape}, expected "
+                                     f"({kc}, {len(idx)})")
+                partial.append(_num.logsumexp(lw, axis=0))
+                done += kc
+                bar.update(kc * len(idx))
+            out[idx] = _num.logsumexp(np.stack(partial), axis=0) - math.log(k)
     return out

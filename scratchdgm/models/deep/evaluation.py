@@ -16,13 +16,14 @@ import numpy as np
 
 from scratchdgm import autodiff as _ad
 from scratchdgm.models.deep import bounds as _bounds
+from scratchdgm.progress import progress as _progress
 from scratchdgm.threads import blas_threads
 from scratchdgm.validation import check_positive_int, check_random_state
 
 __all__ = ["bound_samples", "score_samples", "unit_activity", "active_units"]
 
 
-def bound_samples(model, X, k, random_state=None, batch_size=None):
+def bound_samples(model, X, k, random_state=None, batch_size=None, *, progress=True):
     r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per data point, an ndarray of shape (n,).
 
     Parameters
@@ -34,6 +35,9 @@ def bound_samples(model, X, k, random_state=None, batch_size=None):
     random_state : None, int or numpy.random.Generator
     batch_size : int, optional
         Points per call of ``log_weights`` (default: about 20000 / k).
+    progress : bool
+        A progress bar (points done, time left) when it lasts more than a second on a terminal
+        (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`).
 
     Notes
     -----
@@ -51,14 +55,17 @@ def bound_samples(model, X, k, random_state=None, batch_size=None):
     if batch_size is None:
         batch_size = max(1, 20_000 // k)
     out = np.empty(len(X))
-    with _ad.no_grad(), blas_threads(1):
+    bar = _progress(total=len(X), desc=f"L_{k}", unit="point", enabled=progress, leave=False,
+                    delay=_bounds.EVAL_BAR_DELAY)
+    with bar, _ad.no_grad(), blas_threads(1):
         for s in range(0, len(X), batch_size):
             log_w = model.log_weights(X[s:s + batch_size], k, rng)
             out[s:s + batch_size] = _bounds.log_mean_exp(log_w, axis=0).data
+            bar.update(len(log_w.data[0]))
     return out
 
 
-def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000):
+def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
     r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point, shape (n,), in bounded
     memory.
 
@@ -71,6 +78,9 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000):
     random_state : None, int or numpy.random.Generator
     chunk_size : int
         At most about this many (sample, point) pairs are in memory at once.
+    progress : bool
+        A progress bar (importance samples drawn, time left) when it lasts more than a second
+        on a terminal (:data:`scratchdgm.models.deep.bounds.EVAL_BAR_DELAY`).
 
     Notes
     -----
@@ -94,7 +104,8 @@ def score_samples(model, X, k=5000, random_state=None, chunk_size=50_000):
 
     with _ad.no_grad(), blas_threads(1):
         return _bounds.importance_sampled_log_likelihood(log_weights_fn, len(X), k,
-                                                         chunk_size=chunk_size)
+                                                         chunk_size=chunk_size,
+                                                         progress=progress)
 
 
 def unit_activity(model, X):

@@ -28,6 +28,7 @@ __all__ = [
     "GaussianObservation",
     "StudentTObservation",
     "make_observation",
+    "LIKELIHOOD_NAMES",
 ]
 
 
@@ -267,6 +268,11 @@ class StudentTObservation(ObservationModel):
         return {"kind": self.kind, "min_scale": self.min_scale, "min_df": self.min_df}
 
 
+#: the names :func:`make_observation` takes (besides aliases such as ``'student'``)
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian:fixed", "gaussian:learned", "gaussian:isotropic",
+                    "gaussian:decoder", "student_t")
+
+
 def make_observation(spec, input_dim, *, dtype=np.float64, backend=None):
     r"""Build an observation model from a name or a ``config()`` dict.
 
@@ -293,6 +299,5 @@ def make_observation(spec, input_dim, *, dtype=np.float64, backend=None):
             return GaussianObservation(input_dim, sigma=mode, dtype=dtype, backend=backend)
         if s in ("student_t", "student", "studentt", "t"):
             return StudentTObservation(input_dim, dtype=dtype, backend=backend)
-    raise ValueError(f"unknown likelihood {spec!r}; expected 'bernoulli', 'gaussian', "
-                     f"'gaussian:fixed', 'gaussian:learned', 'gaussian:isotropic', "
-                     f"'gaussian:decoder' or 'student_t'")
+    raise ValueError(f"unknown likelihood {spec!r}; expected one of "
+                     f"{', '.join(repr(n) for n in LIKELIHOOD_NAMES)}")

@@ -8,6 +8,7 @@ its ``config()`` returns the keyword arguments of its constructor (plus ``'class
 """
 
 from scratchdgm.checkpoint import load_npz, save_npz
+from scratchdgm.validation import NonFiniteError
 
 __all__ = ["CHECKPOINT_KIND", "CHECKPOINT_VERSION", "register_model", "save_model",
            "load_model", "model_from_config", "check_same_architecture", "model_arrays"]
@@ -85,7 +86,8 @@ def load_model(path):
     Raises
     ------
     ValueError
-        Missing, truncated or foreign file; or arrays that do not fit the stored architecture.
+        Missing, truncated or foreign file; arrays that do not fit the stored architecture; or
+        weights holding NaN or an infinity (:class:`~scratchdgm.validation.NonFiniteError`).
     """
     arrays, meta = load_npz(path, kind=CHECKPOINT_KIND, format_version=CHECKPOINT_VERSION)
     config = meta.get("config")
@@ -95,6 +97,8 @@ def load_model(path):
     model = model_from_config(config)
     try:
         model.load_state_dict(model_arrays(arrays, path))
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{path}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{path}: weights do not fit the stored architecture: {exc}") from None
     model.checkpoint_metadata_ = meta

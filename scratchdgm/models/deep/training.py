@@ -1,5 +1,6 @@
 r"""Training loop for VAE / IWAE: minibatch Adam with dynamic binarisation, a progress bar, a
-per-epoch validation bound, crash-safe checkpoints every epoch with exact resume, and a NaN guard.
+per-epoch validation bound, crash-safe checkpoints every epoch with exact resume, and a guard
+against divergence.
 
 Algorithm: stochastic gradient ascent on the bound ([Mattei-DGM, "How do we actually train
 VAEs?"] in ``docs/lectures.md``: unbiased reparametrised gradient estimates, fed to Adam). Each epoch
@@ -13,68 +14,75 @@ each epoch the checkpoint stores the weights, Adam's moments and step counts, th
 state and the history. A resumed run restores all of them, so it performs the same floating-point
 operations in the same order as the uninterrupted run, and the two agree bit for bit. The
 validation bound draws from its own generator, seeded per epoch, so evaluating never perturbs
-the training stream.
+the training stream. The checkpoint also records the run's settings and a fingerprint of the
+training data (:func:`scratchdgm.checkpoint.array_fingerprint`): resuming with other settings or
+other data is refused, since it would not continue the same run.
+
+Divergence. A step size too large for the model and data makes the weights blow up: the loss,
+or a distribution parameter computed by a network, becomes NaN or infinite (the distributions
+raise :class:`~scratchdgm.validation.NonFiniteError`). Training then stops with
+:class:`TrainingDivergedError`, which names the likely cause and the last good epoch, after
+restoring the weights of that epoch; the checkpoint on disk, written at the end of that epoch,
+is left as it is.
 """
 
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
-from scratchdgm.checkpoint import load_npz
+from scratchdgm.checkpoint import array_fingerprint, load_npz, remove_stale_temporaries
 from scratchdgm.models.deep.persistence import (
     CHECKPOINT_KIND,
     CHECKPOINT_VERSION,
     check_same_architecture,
 )
 from scratchdgm.optim import Adam
+from scratchdgm.progress import progress as _progress
 from scratchdgm.threads import blas_threads as _blas_threads
-from scratchdgm.validation import check_int, check_real
+from scratchdgm.validation import NonFiniteError, check_int, check_real
 
-__all__ = ["fit", "TrainingDivergedError", "ProgressBar", "load_training_state"]
+__all__ = ["fit", "TrainingDivergedError", "load_training_state", "format_bound"]
 
 TRAINING_FORMAT = 1
 
 
 class TrainingDivergedError(RuntimeError):
-    r"""The training loss became NaN or infinite; the last good checkpoint is kept."""
+    r"""Training diverged: the loss or the weights became NaN or infinite.
 
+    Raised by :func:`fit` after it has reset the model's weights to the end of the last good
+    epoch (the checkpoint of that epoch, if any, is kept). The message names the likely cause
+    and the remedy.
 
-class ProgressBar:
-    r"""A one-line text progress bar with the running bound, written to ``stream`` (stderr).
-
-    Redraws at most every ``min_interval`` seconds, so it costs nothing measurable per step.
+    Attributes
+    ----------
+    epoch : int
+        The epoch during which it happened.
+    step : int or None
+        The step within that epoch (None: after the epoch's steps, e.g. in the validation
+        bound).
+    last_good_epoch : int
+        The epoch whose weights the model now holds (0: the initial weights).
+    lr : float
+        The step size of the run.
+    checkpoint : str or None
     """
 
-    def __init__(self, total, prefix="", stream=None, enabled=True, min_interval=0.2, width=24):
-        self.total, self.prefix, self.enabled = total, prefix, enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.min_interval, self.width = min_interval, width
-        self._last = -math.inf
-        self.start = time.perf_counter()
+    def __init__(self, message, *, epoch, step, last_good_epoch, lr, checkpoint):
+        super().__init__(message)
+        self.epoch, self.step, self.last_good_epoch = epoch, step, last_good_epoch
+        self.lr, self.checkpoint = lr, checkpoint
 
-    def update(self, done, info="", force=False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < self.min_interval:
-            return
-        self._last = now
-        frac = done / max(1, self.total)
-        filled = int(round(self.width * frac))
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = now - self.start
-        self.stream.write(f"\r{self.prefix} [{bar}] {done}/{self.total} {info} "
-                          f"{elapsed:5.1f}s ")
-        self.stream.flush()
 
-    def close(self, info=""):
-        if self.enabled:
-            self.update(self.total, info, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+def format_bound(value):
+    r"""A bound (nats) for a progress line: 3 decimals, or 4 significant digits in scientific
+    notation when it is huge (a bound of -1e47 from a model that is blowing up must not fill
+    the terminal with 48 digits)."""
+    value = float(value)
+    if math.isfinite(value) and abs(value) < 1e6:
+        return f"{value:.3f}"
+    return f"{value:.3e}"
 
 
 def _binarize_mode(model, X, binarize):
@@ -93,10 +101,11 @@ def _binarize_mode(model, X, binarize):
     return "none"
 
 
-def _save_checkpoint(path, model, opt, *, epoch, rng, history, run):
+def _save_checkpoint(path, model, opt, *, epoch, rng, history, run, metadata=None):
     arrays = {f"optim.{k}": np.asarray(v) for k, v in opt.state_dict().items()}
     meta = {"training": {"format": TRAINING_FORMAT, "epoch": epoch,
-                         "rng_state": rng.bit_generator.state, "history": history, "run": run}}
+                         "rng_state": rng.bit_generator.state, "history": history, "run": run,
+                         "metadata": dict(metadata or {})}}
     model.save(path, metadata=meta, extra_arrays=arrays)
 
 
@@ -118,7 +127,7 @@ def load_training_state(path):
 
 def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
         checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
-        callback=None, blas_threads=1):
+        callback=None, blas_threads=1, metadata=None):
     r"""Train ``model`` (a :class:`~scratchdgm.VAE` or :class:`~scratchdgm.IWAE`) by minibatch
     Adam on its bound.
 
@@ -129,7 +138,8 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
         Training data (for a Bernoulli likelihood: binary, or intensities in [0, 1] that are
         binarised dynamically).
     epochs : int
-        Total number of epochs (a resumed run continues up to this number).
+        Total number of epochs (a resumed run continues up to this number, which must not be
+        smaller than the number of epochs the checkpoint already holds).
     batch_size : int
     lr : float
         Adam step size.
@@ -141,10 +151,13 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
     checkpoint : str or os.PathLike, optional
         File written (atomically) after every epoch with everything needed to resume.
     resume : bool
-        Continue from ``checkpoint`` if it exists (its architecture must match ``model``, and
-        its run settings those given here).
+        Continue from ``checkpoint`` if it exists (its architecture must match ``model``, its
+        run settings those given here, and its training data ``X``). Temporary files of
+        checkpoint writes that were killed are removed
+        (:func:`scratchdgm.checkpoint.remove_stale_temporaries`).
     progress : bool
-        Show a progress bar with the running bound on stderr.
+        Show a progress bar over the whole run (epoch, running bound, validation bound, time
+        left) on stderr; it is drawn only on a terminal, see :mod:`scratchdgm.progress`.
     random_state : int
         Seeds every random draw of training.
     val_k : int, optional
@@ -152,7 +165,11 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
         Called after each epoch with that epoch's history record.
     blas_threads : int or None
         Threads of the BLAS pool during training (default 1, the fastest for these small
-        matrices, see :func:`scratchdgm.models.vae.blas_threads`); None leaves it alone.
+        matrices, see :func:`scratchdgm.threads.blas_threads`); None leaves it alone.
+    metadata : dict, optional
+        JSON-serialisable information stored in every checkpoint (under
+        ``['training']['metadata']``), e.g. how to load the training data again: the command
+        line stores its ``--data`` spec and seed there.
 
     Returns
     -------
@@ -164,11 +181,13 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
     Raises
     ------
     TrainingDivergedError
-        If the loss becomes NaN/inf: training stops, the model's weights are reset to the end
-        of the last finished epoch, and the checkpoint on disk (that epoch's) is left untouched.
+        If the loss, the weights or a distribution parameter become NaN/inf: training stops,
+        the model's weights are reset to the end of the last finished epoch, and the checkpoint
+        on disk (that epoch's) is left untouched.
     ValueError, TypeError
-        Bad data, settings, or a checkpoint of another architecture -- before anything is
-        written.
+        Bad data, settings, a checkpoint of another architecture, other settings or other
+        training data, or one that already holds more than ``epochs`` epochs -- before
+        anything is written.
 
     Notes
     -----
@@ -179,11 +198,12 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
     with _blas_threads(blas_threads):
         return _fit(model, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                     binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
-                    random_state=random_state, val_k=val_k, callback=callback)
+                    random_state=random_state, val_k=val_k, callback=callback,
+                    metadata=metadata)
 
 
 def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resume, progress,
-         random_state, val_k, callback):
+         random_state, val_k, callback, metadata):
     X = model.check_data(X, "X", allow_unit_interval=True)
     epochs = check_int(epochs, "epochs", 1, "fit")
     batch_size = check_int(batch_size, "batch_size", 1, "fit")
@@ -194,11 +214,14 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
     if not isinstance(random_state, (int, np.integer)) or isinstance(random_state, bool):
         raise TypeError(f"random_state must be an int seed (it is stored in checkpoints for "
                         f"exact resume), got {random_state!r}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"fit: metadata must be a dict or None, got {type(metadata).__name__}")
     mode = _binarize_mode(model, X, binarize)
     if mode == "none":
         model.observation.check_data(X, "X")
     run = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "k": model.k,
-           "binarize": mode, "random_state": int(random_state), "n_train": int(len(X))}
+           "binarize": mode, "random_state": int(random_state), "n_train": int(len(X)),
+           "data_fingerprint": array_fingerprint(X)}
 
     opt = Adam(model.parameters(), lr=lr, backend=model.backend)
     rng = np.random.default_rng(random_state)
@@ -210,12 +233,7 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
         if resume and os.path.exists(checkpoint):
             arrays, meta = load_training_state(checkpoint)
             check_same_architecture(model, meta.get("config"), checkpoint)
-            saved = meta["training"]["run"]
-            diffs = [f"{key}: checkpoint {saved.get(key)!r} vs now {run[key]!r}"
-                     for key in run if key != "epochs" and saved.get(key) != run[key]]
-            if diffs:
-                raise ValueError(f"cannot resume from {checkpoint}: the run settings differ "
-                                 f"({'; '.join(diffs)})")
+            _check_same_run(meta["training"], run, checkpoint)
             # check both parts before changing either
             weights = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
             optim_state = {k[len("optim."):]: v for k, v in arrays.items()
@@ -233,65 +251,118 @@ def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resum
         directory = os.path.dirname(os.path.abspath(checkpoint))
         if not os.path.isdir(directory):
             raise ValueError(f"checkpoint directory {directory} does not exist; create it first")
+        remove_stale_temporaries(checkpoint)
     run_val_seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
 
     n = len(X)
     steps = math.ceil(n / batch_size)
     good_state = model.state_dict()
-    for epoch in range(start_epoch + 1, epochs + 1):
-        t0 = time.perf_counter()
-        bar = ProgressBar(steps, prefix=f"epoch {epoch}/{epochs}", enabled=progress)
-        perm = rng.permutation(n)
-        total, seen = 0.0, 0
-        for step in range(steps):
-            idx = perm[step * batch_size:(step + 1) * batch_size]
-            xb = X[idx]
-            if mode == "dynamic":
-                xb = (rng.random(xb.shape) < xb).astype(model.dtype)
-            loss = model.objective(xb, model.k, rng)
-            value = float(loss.data)
-            if not np.isfinite(value):
-                model.load_state_dict(good_state)
-                bar.close(f"loss {value}")
-                where = ""
-                if checkpoint is not None:
-                    where = (f"; the last good checkpoint (epoch {epoch - 1}) is kept at "
-                             f"{checkpoint}" if epoch > 1 else "; no checkpoint was written yet")
-                raise TrainingDivergedError(
-                    f"training stopped: the loss became {value} at epoch {epoch}, step "
-                    f"{step + 1}/{steps}{where}; the model's weights were reset to the end of "
-                    f"the last finished epoch. Try a smaller lr.")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += -value * len(idx)
-            seen += len(idx)
-            bar.update(step + 1, f"bound {total / seen:9.3f}")
-        train_time = time.perf_counter() - t0
-        params_ok = all(np.all(np.isfinite(p.data)) for p in model.parameters())
-        if not params_ok:
-            model.load_state_dict(good_state)
-            bar.close("non-finite weights")
-            raise TrainingDivergedError(
-                f"training stopped: the weights became NaN/inf during epoch {epoch}; they were "
-                f"reset to the end of the last finished epoch"
-                + (f" and the checkpoint {checkpoint} was kept" if checkpoint else ""))
-        val = None
-        if X_val is not None:
-            val = model.bound(X_val, val_k, np.random.default_rng([run_val_seed, epoch]))
-        history["epoch"].append(epoch)
-        history["train_bound"].append(total / seen)
-        history["val_bound"].append(val)
-        history["train_seconds"] = history["train_seconds"] + train_time
-        history["epoch_seconds"].append(time.perf_counter() - t0)
-        info = f"bound {total / seen:9.3f}" + (f"  val {val:9.3f}" if val is not None else "")
-        bar.close(info)
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, opt, epoch=epoch, rng=rng, history=history,
-                             run=run)
-        good_state = model.state_dict()
-        if callback is not None:
-            callback(epoch, {k: (v[-1] if isinstance(v, list) else v) for k, v in
-                             history.items()})
+
+    def diverged(epoch, step, what):
+        model.load_state_dict(good_state)
+        raise TrainingDivergedError(
+            _divergence_message(epoch, step, steps, what, lr, checkpoint),
+            epoch=epoch, step=step, last_good_epoch=epoch - 1, lr=lr,
+            checkpoint=checkpoint) from None
+
+    bar = _progress(total=epochs * steps, initial=start_epoch * steps, unit="step",
+                    desc=f"{type(model).__name__} epoch {start_epoch + 1}/{epochs}",
+                    enabled=progress)
+    val_text = ""
+    # Overflow in exp and NaN-producing operations are expected when a run diverges: the guard
+    # below reports them once, clearly, instead of NumPy's warnings.
+    with bar, np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(start_epoch + 1, epochs + 1):
+            t0 = time.perf_counter()
+            bar.set_description_str(f"{type(model).__name__} epoch {epoch}/{epochs}",
+                                    refresh=False)
+            perm = rng.permutation(n)
+            total, seen = 0.0, 0
+            for step in range(steps):
+                idx = perm[step * batch_size:(step + 1) * batch_size]
+                xb = X[idx]
+                if mode == "dynamic":
+                    xb = (rng.random(xb.shape) < xb).astype(model.dtype)
+                try:
+                    loss = model.objective(xb, model.k, rng)
+                except NonFiniteError as exc:
+                    diverged(epoch, step + 1, f"a non-finite value appeared in the forward pass "
+                                              f"({exc})")
+                value = float(loss.data)
+                if not np.isfinite(value):
+                    diverged(epoch, step + 1, f"the loss became {value}")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += -value * len(idx)
+                seen += len(idx)
+                bar.set_postfix_str(f"bound {format_bound(total / seen)}{val_text}",
+                                    refresh=False)
+                bar.update(1)
+            train_time = time.perf_counter() - t0
+            if not all(np.all(np.isfinite(p.data)) for p in model.parameters()):
+                diverged(epoch, None, "the weights became NaN or infinite")
+            val = None
+            if X_val is not None:
+                try:
+                    # no bar of its own: the run's bar is on screen
+                    val = model.bound(X_val, val_k, np.random.default_rng([run_val_seed, epoch]),
+                                      progress=False)
+                except NonFiniteError as exc:
+                    diverged(epoch, None, f"the validation bound met a non-finite value ({exc})")
+                if not np.isfinite(val):
+                    diverged(epoch, None, f"the validation bound became {val}")
+                val_text = f", val {format_bound(val)}"
+            history["epoch"].append(epoch)
+            history["train_bound"].append(total / seen)
+            history["val_bound"].append(val)
+            history["train_seconds"] = history["train_seconds"] + train_time
+            history["epoch_seconds"].append(time.perf_counter() - t0)
+            bar.set_postfix_str(f"bound {format_bound(total / seen)}{val_text}")
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, opt, epoch=epoch, rng=rng, history=history,
+                                 run=run, metadata=metadata)
+            good_state = model.state_dict()
+            if callback is not None:
+                callback(epoch, {k: (v[-1] if isinstance(v, list) else v) for k, v in
+                                 history.items()})
     model.history_ = history
     return history
+
+
+def _check_same_run(training, run, checkpoint):
+    saved = training["run"]
+    done = int(training["epoch"])
+    if run["epochs"] < done:
+        raise ValueError(f"cannot resume from {checkpoint}: it already holds {done} epochs, "
+                         f"more than the {run['epochs']} asked for; epochs is the total number "
+                         f"of epochs, so pass epochs >= {done} (e.g. {done + run['epochs']} "
+                         f"for {run['epochs']} more)")
+    if "data_fingerprint" in saved and saved["data_fingerprint"] != run["data_fingerprint"]:
+        same_size = saved.get("n_train") == run["n_train"]
+        raise ValueError(f"cannot resume from {checkpoint}: the training data differ from those "
+                         f"the run was trained on (fingerprint {saved['data_fingerprint']} in "
+                         f"the checkpoint, {run['data_fingerprint']} now"
+                         + (f", same number of rows {run['n_train']}" if same_size else
+                            f"; {saved.get('n_train')} rows then, {run['n_train']} now")
+                         + "); resume with the same data, or start a new run")
+    diffs = [f"{key}: checkpoint {saved.get(key)!r} vs now {run[key]!r}"
+             for key in run if key not in ("epochs", "data_fingerprint")
+             and saved.get(key) != run[key]]
+    if diffs:
+        raise ValueError(f"cannot resume from {checkpoint}: the run settings differ "
+                         f"({'; '.join(diffs)})")
+
+
+def _divergence_message(epoch, step, steps, what, lr, checkpoint):
+    where = f"epoch {epoch}, step {step}/{steps}" if step is not None else \
+        f"the end of epoch {epoch}"
+    if epoch > 1:
+        kept = f"The model's weights were reset to those of epoch {epoch - 1}, the last good one"
+        if checkpoint is not None:
+            kept += f" (its checkpoint {checkpoint} is kept)"
+    else:
+        kept = ("No epoch had finished: the model's weights were reset to their initial values"
+                + ("; no checkpoint was written" if checkpoint is not None else ""))
+    return (f"training diverged at {where}: {what}. Likely cause: the step size lr={lr:g} is "
+            f"too large for this model and data; try a smaller one (e.g. {lr / 10:g}). {kept}.")

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratchdgm import autodiff as _ad
-from scratchdgm.distributions import DiagNormal
+from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
 from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.deep import evaluation as _evaluation
 from scratchdgm.models.deep import persistence as _persistence
@@ -288,14 +288,15 @@ class VAE(Module):
         r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
         :math:`\hat{\mathcal L}_1` with ``k`` samples, the KL in closed form when ``kl`` allows
         (:func:`~scratchdgm.models.deep.bounds.elbo_analytic_kl`), else by Monte Carlo
-        (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo`), weighted by ``beta``. ``q``:
+        (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo` of
+        :func:`~scratchdgm.models.deep.bounds.kl_weighted_log_weights`), weighted by ``beta``. ``q``:
         a proposal other than the encoder's (see :meth:`weighted_samples`)."""
         s = self.weighted_samples(x, k, rng, q=q)
         if self.kl == "analytic" or (self.kl == "auto" and self.prior.has_analytic_kl):
             return _bounds.elbo_analytic_kl(s.log_px_given_z, self.prior.kl(s.q),
                                             beta=self.beta)
-        return _bounds.elbo_monte_carlo(s.log_w, log_px_given_z=s.log_px_given_z,
-                                        beta=self.beta)
+        return _bounds.elbo_monte_carlo(
+            _bounds.kl_weighted_log_weights(s.log_w, s.log_px_given_z, self.beta))
 
     def objective(self, x, k=None, rng=None):
         r"""The loss of one training step: minus the mean bound over the minibatch.
@@ -367,44 +368,46 @@ class VAE(Module):
 
     def fit(self, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="auto",
             checkpoint=None, resume=False, progress=True, random_state=0, val_k=None,
-            callback=None, blas_threads=1):
+            callback=None, blas_threads=1, metadata=None):
         r"""Train by minibatch Adam on the model's bound; see
         :func:`scratchdgm.models.deep.training.fit` for every argument. Returns ``self``."""
         _training.fit(self, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
             binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
             random_state=random_state, val_k=val_k, callback=callback,
-            blas_threads=blas_threads)
+            blas_threads=blas_threads, metadata=metadata)
         return self
 
-    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score_samples(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Importance-sampled :math:`\log \hat p_\theta(x_i)` per point with ``k`` samples,
-        shape (n,); see :func:`scratchdgm.models.deep.evaluation.score_samples`."""
-        return _evaluation.score_samples(self, X, k, random_state, chunk_size)
+        shape (n,), with a progress bar on a terminal when it takes more than a second; see
+        :func:`scratchdgm.models.deep.evaluation.score_samples`."""
+        return _evaluation.score_samples(self, X, k, random_state, chunk_size,
+                                         progress=progress)
 
-    def score(self, X, k=5000, random_state=None, chunk_size=50_000):
+    def score(self, X, k=5000, random_state=None, chunk_size=50_000, *, progress=True):
         r"""Mean importance-sampled test log-likelihood, :math:`\frac1n \sum_i \log \frac1K
         \sum_k w_{ik}`, in nats per data point (higher is better); K = 5000 as in Burda et al.
         (2016), Section 5."""
-        return float(np.mean(self.score_samples(X, k, random_state, chunk_size)))
+        return float(np.mean(self.score_samples(X, k, random_state, chunk_size,
+                                                progress=progress)))
 
-    def bound_samples(self, X, k=None, random_state=None):
+    def bound_samples(self, X, k=None, random_state=None, *, progress=True):
         r"""One draw of :math:`\hat{\mathcal L}_K(x_i)` per point (default K: the model's
         ``k``); see :func:`scratchdgm.models.deep.evaluation.bound_samples`."""
-        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state)
+        return _evaluation.bound_samples(self, X, self.k if k is None else k, random_state,
+                                         progress=progress)
 
-    def bound(self, X, k=None, random_state=None):
+    def bound(self, X, k=None, random_state=None, *, progress=True):
         r"""Mean IWAE bound :math:`\hat{\mathcal L}_K` over the rows of ``X`` (float); in
         expectation :math:`\mathcal L_1 \le \mathcal L_5 \le \mathcal L_{50} \le \log
         p_\theta(x)` (Burda et al. 2016, Theorem 1)."""
-        return float(np.mean(self.bound_samples(X, k, random_state)))
+        return float(np.mean(self.bound_samples(X, k, random_state, progress=progress)))
 
     def transform(self, X):
         r"""The posterior mean of each code, :math:`\mathbb E_{q_\gamma(z \mid x)}[z] =
         \mu_\gamma(x)`, shape (n, d) (the amortised approximation of :math:`\mathbb E[z \mid
         x]`)."""
-        X = self.check_data(X, allow_unit_interval=True)
-        with _ad.no_grad():
-            return np.array(self.encode(X).mu.data)
+        return np.array(self._encode_all(X).mu.data)
 
     def decode_mean(self, Z):
         r"""The mean of :math:`p_\theta(x \mid z)` for codes ``Z`` of shape (n, d), shape (n, p)
@@ -454,6 +457,73 @@ class VAE(Module):
     def active_units(self, X, threshold=0.01):
         r"""Number of latent units with :math:`A_u > 0.01` (Burda et al. 2016, §5.2)."""
         return _evaluation.active_units(self, X, threshold)
+
+    # -- what scratchdgm.evaluate reads besides the log-weights ----------------------------
+
+    def posterior_means(self, X):
+        r"""``{"z": transform(X)}``: the posterior mean of the one latent layer, shape (n, d),
+        for the active units of :func:`scratchdgm.evaluation.evaluate`."""
+        return {"z": self.transform(X)}
+
+    def kl_per_dimension(self, X, random_state=None):
+        r"""The KL regulariser split over the latent dimensions, averaged over the data.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, p)
+        random_state : ignored
+            (Closed form.)
+
+        Returns
+        -------
+        dict
+            ``{"z": ndarray, shape (d,)}`` with the standard normal prior; ``{}`` with a
+            Gaussian-mixture prior, which does not factorise over dimensions, so that a KL per
+            dimension is not defined (:meth:`kl_total` gives its total by Monte Carlo).
+
+        Notes
+        -----
+        With :math:`q_\gamma(z \mid x) = \prod_j \mathcal N(\mu_j, \sigma_j^2)` and
+        :math:`p(z) = \prod_j \mathcal N(0, 1)` the KL is a sum over dimensions,
+
+        .. math::
+
+            \mathrm{KL}_j = \frac1n \sum_i \mathrm{KL}\big(\mathcal N(\mu_j(x_i),
+            \sigma_j(x_i)^2) \,\|\, \mathcal N(0, 1)\big), \qquad
+            \sum_j \mathrm{KL}_j = \frac1n \sum_i \mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z)),
+
+        and a dimension with :math:`\mathrm{KL}_j \approx 0` has collapsed to the prior
+        ([VAE-HVAE-Diffusion, "Strengths and weaknesses of VAEs"]).
+        """
+        if not self.prior.has_analytic_kl:
+            return {}
+        q = self._encode_all(X)
+        with _ad.no_grad():
+            # each dimension as a 1-D Gaussian: batch (n, d), event (1,)
+            marginals = DiagNormal(q.mu.data[..., None], q.log_sigma.data[..., None],
+                                   backend=self.backend)
+            per = kl_divergence(marginals, StandardNormal(1, self.dtype, backend=self.backend))
+        return {"z": np.asarray(per.data, dtype=np.float64).mean(axis=0)}
+
+    def kl_total(self, X, random_state=None, k=100):
+        r"""``{"z": float}``: the mean over the data of :math:`\mathrm{KL}(q_\gamma(z \mid x)
+        \,\|\, p(z))` -- in closed form with the standard normal prior, else by Monte Carlo with
+        ``k`` draws per point, :math:`\frac1k \sum_k [\log q_\gamma(z_k \mid x) - \log p(z_k)]`,
+        :math:`z_k \sim q_\gamma(z \mid x)` (``random_state`` seeds them)."""
+        q = self._encode_all(X)
+        with _ad.no_grad():
+            if self.prior.has_analytic_kl:
+                kl = self.prior.kl(q).data
+            else:
+                rng = check_random_state(random_state, "kl_total")
+                z = q.sample((check_positive_int(k, "k", "kl_total"),), rng)
+                kl = (q.log_prob(z) - self.prior.log_prob(z)).data.mean(axis=0)
+        return {"z": float(np.mean(kl))}
+
+    def _encode_all(self, X):
+        X = self.check_data(X, allow_unit_interval=True)
+        with _ad.no_grad():
+            return self.encode(X)
 
     # -- persistence -----------------------------------------------------------------------
 

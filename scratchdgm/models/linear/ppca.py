@@ -23,7 +23,7 @@ from scratchdgm.models.linear.gaussian import (
 )
 from scratchdgm.validation import check_int, check_positive_float, check_random_state
 
-__all__ = ["PPCA"]
+__all__ = ["PPCA", "closed_form_mle"]
 
 
 def _closed_form_loglike(lam_top, total_var, sigma2, p):
@@ -39,6 +39,56 @@ def _closed_form_loglike(lam_top, total_var, sigma2, p):
     trace = np.sum(lam_top / c) + max(total_var - lam_top.sum(), 0.0) / sigma2
     logdet = np.sum(np.log(c)) + (p - d) * np.log(sigma2)
     return -0.5 * (p * _LOG_2PI + logdet + trace)
+
+
+def closed_form_mle(eigenvalues, axes, n_features, min_noise_variance):
+    r"""Tipping & Bishop's maximum-likelihood :math:`W` and :math:`\sigma^2` from the spectrum of
+    the sample covariance.
+
+    Parameters
+    ----------
+    eigenvalues : ndarray, shape (r,)
+        :math:`\lambda_1 \ge \dots \ge \lambda_r \ge 0`, eigenvalues of the 1/n sample
+        covariance :math:`S = \frac1n X_c^\top X_c` (:math:`\lambda_j = s_j^2 / n` from the
+        singular values of the centred data), :math:`d < r \le p`; the :math:`p - r` missing
+        ones (when n < p) are 0.
+    axes : ndarray, shape (p, d)
+        The leading eigenvectors :math:`u_1, \dots, u_d` of :math:`S` as columns (the first d
+        right singular vectors of :math:`X_c`).
+    n_features : int
+        :math:`p`.
+    min_noise_variance : float
+        Floor on :math:`\sigma^2` (data in a d-dimensional subspace have
+        :math:`\sigma^2_{ML} = 0` and an unbounded likelihood).
+
+    Returns
+    -------
+    W : ndarray, shape (p, d)
+        :math:`U_d (\Lambda_d - \sigma^2 I_d)^{1/2}`, column j is
+        :math:`\sqrt{\max(\lambda_j - \sigma^2, 0)}\, u_j` (the rotation R = I).
+    sigma2 : float
+
+    Notes
+    -----
+    Tipping & Bishop (1999), eqs. 7-8:
+
+    .. math::
+
+        \sigma^2_{ML} = \frac{1}{p - d} \sum_{j = d + 1}^{p} \lambda_j, \qquad
+        W_{ML} = U_d (\Lambda_d - \sigma^2_{ML} I_d)^{1/2} R,
+
+    the variance lost in the discarded directions, averaged over them, and the leading axes
+    scaled so that the model's variance along :math:`u_j` is :math:`\|w_j\|^2 + \sigma^2 =
+    \lambda_j`.
+    """
+    # BEGIN EXERCISE 06: sigma^2 from the discarded eigenvalues, then W from the leading axes
+    d = axes.shape[1]
+    # Sum the discarded eigenvalues directly (not trace minus the leading ones): no
+    # cancellation when the spectrum decays fast.
+    sigma2 = max(eigenvalues[d:].sum() / (n_features - d), min_noise_variance)
+    W = axes * np.sqrt(np.maximum(eigenvalues[:d] - sigma2, 0.0))
+    return W, float(sigma2)
+    # END EXERCISE 06
 
 
 class PPCA(_LinearGaussianModel):
@@ -196,10 +246,8 @@ class PPCA(_LinearGaussianModel):
             lam, V = np.linalg.eigh(S)
             lam, V = np.maximum(lam[::-1], 0.0), V[:, ::-1]
             axes = V[:, :d]
-        # Sum the discarded eigenvalues directly (not trace minus the leading ones): no
-        # cancellation when the spectrum decays fast. Eigenvalues beyond min(n, p) are 0.
-        sigma2 = max(lam[d:].sum() / (p - d), floor)
-        W = _canonical_sign(axes * np.sqrt(np.maximum(lam[:d] - sigma2, 0.0)))
+        W, sigma2 = closed_form_mle(lam, axes, p, floor)
+        W = _canonical_sign(W)
         self.components_ = W.T.copy()
         self.noise_variance_ = float(sigma2)
         self.mean_ = mean
