@@ -87,21 +87,27 @@ def test_quick_run_writes_its_figures(quick_run):
 
 @pytest.mark.slow
 def test_vae_codes_look_like_the_prior_and_an_autoencoders_do_not(quick_run):
-    # margins checked once over seeds 0-19 of the quick run: MARGINS_8A
+    # margins checked once over seeds 0-19 of the quick run: KL(fitted Gaussian || prior)
+    # 0.024-0.052 for the VAE, 40-79 for the autoencoder; the autoencoder's Henze-Zirkler
+    # statistic 3.4-20 times that of the VAE's sampled codes, which is 11-27 below that of the
+    # VAE's means. (The statistic of the means alone does not separate the two models on every
+    # seed: the autoencoder's is 0.73-3.5 times the VAE's, so it is not asserted.)
     n = quick_run.numbers
-    assert n["autoencoder"]["hz"] > 2.0 * n["vae"]["hz"]
-    assert n["vae"]["kl_to_prior"] < 0.1 < 3.0 < n["autoencoder"]["kl_to_prior"]
-    assert n["vae"]["hz_aggregate"] < n["vae"]["hz"]
+    assert n["vae"]["kl_to_prior"] < 0.1 < 20.0 < n["autoencoder"]["kl_to_prior"]
+    assert n["autoencoder"]["hz"] > 2.0 * n["vae"]["hz_aggregate"]
+    assert n["vae"]["hz_aggregate"] < n["vae"]["hz"] - 5.0
 
 
 @pytest.mark.slow
 def test_gmm_prior_clusters_the_digits(quick_run):
-    # margins checked once over seeds 0-19 of the quick run: MARGINS_8B
+    # margins checked once over seeds 0-19 of the quick run: purity of the prior's components
+    # 0.28-0.45, 2.7-4.2 times chance; 5-9 of the 10 components in use
     n = quick_run.numbers
-    assert n["gmm_vae"]["gmm_purity"] > 3.0 * n["chance_purity"]
-    assert n["gmm_vae"]["hz"] > n["vae"]["hz"]      # the codes follow the multimodal prior
+    assert n["gmm_vae"]["gmm_purity"] > 2.0 * n["chance_purity"]
+    assert n["gmm_vae"]["components_used"] >= 3
 
 
 @pytest.mark.slow
 def test_latent_map_shows_several_digits(quick_run):
+    # seeds 0-19 of the quick run: 6-9 digits
     assert quick_run.numbers["map_digits"] >= 5

@@ -20,7 +20,7 @@ Bernoulli pixels), on the digits (:func:`scratchdgm.data.load_digits_protocol`):
 Measured on the codes :math:`\mu_\gamma(x)` of the 1500 training images:
 
 * how Gaussian they look: the Henze--Zirkler statistic (:func:`henze_zirkler`; affine
-  invariant, so the autoencoder's arbitrary scale does not count against it; about 0.79 for a
+  invariant, so the autoencoder's arbitrary scale does not count against it; 0.5-1.5 for a
   true Gaussian sample of this size, larger the less Gaussian), and how close their fitted
   Gaussian is to the prior, :math:`\mathrm{KL}(\mathcal N(\hat m, \hat S) \,\|\, \mathcal N(0,
   I))`;
@@ -53,7 +53,13 @@ mixture instead (further from Gaussian than the VAE's, 57 against 23) and its co
 the digits five times better than chance. The gain over a standard-normal VAE is modest in this
 2-D space: k-means on the codes finds digits with purity 0.66 against 0.61.
 
-(``--quick``: 50 epochs per model.)
+(``--quick``: 50 epochs per model. Over seeds 0-19 the KL of the fitted Gaussian to the prior
+separates the two every time (VAE 0.024-0.052, autoencoder 40-79), and the VAE's sampled codes z
+~ q(z|x), what its decoder is trained on, have a Henze-Zirkler statistic 3.4-20 times smaller
+than the autoencoder's codes. The statistic of the VAE's means does not beat the autoencoder's
+on every seed (the autoencoder's is 0.73-3.5 times the VAE's). The mixture prior's components
+group the digits with purity 0.28-0.45 (2.7-4.2 times chance), but its codes are not always
+further from Gaussian than the VAE's.)
 """
 
 import pathlib
