@@ -134,7 +134,9 @@ def test_quick_run_writes_its_figure(quick_run):
 
 @pytest.mark.slow
 def test_units_collapse_as_the_kl_weight_grows(quick_run):
-    # margins checked once over seeds 0-19 of the quick run: MARGINS_9
+    # margins checked once over seeds 0-19 of the quick run: active units 10, 10, 6-10, 0 at
+    # beta = 0.5, 1, 2, 8 (never increasing); KL 6.9-8.0, 3.1-3.7, 0.72-1.08, 0.006-0.008
+    # nats, each at least 2.06 times the next
     rows = quick_run.numbers["by_beta"]
     units = [r["active_units"] for r in rows]
     kl = [r["kl"] for r in rows]

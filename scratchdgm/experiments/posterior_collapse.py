@@ -54,8 +54,11 @@ images::
 At :math:`\beta \ge 4` the decoder ignores z altogether: its ELBO, -27.24, is that of a model
 of independent pixels.
 
-(``--quick``: 15 epochs per model, :math:`\beta \in \{0.5, 1, 2, 8\}`, decoders affine,
-100-100 and 200-200.)
+(``--quick``: 15 epochs per model, :math:`\beta \in \{0.5, 1, 2, 8\}`, decoders affine, 100-100
+and 200-200. Over seeds 0-19 the active units are 10, 10, 6-10 and 0 at beta = 0.5, 1, 2 and 8,
+never increasing with beta, and the KL falls by at least a factor of 2 at each step (6.9-8.0,
+3.1-3.7, 0.72-1.08, 0.006-0.008 nats); all 10 units stay active with every decoder (affine,
+100-100, 200-200).)
 """
 
 import numpy as np
