@@ -52,6 +52,11 @@ EXPERIMENTS = {
     "bounds": "scratchdgm.experiments.bounds",
     "flow-vs-vae": "scratchdgm.experiments.flow_vs_vae",
     "discrete-gradients": "scratchdgm.experiments.discrete_gradients",
+    "shallow-to-deep": "scratchdgm.experiments.shallow_to_deep",
+    "toy-dlvm": "scratchdgm.experiments.toy_dlvm",
+    "amortisation-gap": "scratchdgm.experiments.amortisation_gap",
+    "kl-regulariser": "scratchdgm.experiments.kl_regulariser",
+    "posterior-collapse": "scratchdgm.experiments.posterior_collapse",
 }
 
 

@@ -28,6 +28,7 @@ from scratchdgm import autodiff as _ad
 from scratchdgm import numerics as _num
 from scratchdgm.autodiff import fused as _fused
 from scratchdgm.progress import progress as _progress
+from scratchdgm.validation import check_real
 
 #: seconds a small evaluation runs before it draws a progress bar: quick ones stay silent
 EVAL_BAR_DELAY = 1.0
@@ -39,6 +40,7 @@ __all__ = [
     "log_mean_exp",
     "iwae_bound",
     "elbo_monte_carlo",
+    "kl_weighted_log_weights",
     "elbo_analytic_kl",
     "importance_sampled_log_likelihood",
 ]
@@ -54,6 +56,10 @@ def _check_log_weights(log_w):
                          f"on axis 0, got an array of shape {log_w.shape}")
     if log_w.shape[0] < 1:
         raise ValueError("log-weights have K = 0 importance samples; expected K >= 1")
+
+
+def _check_beta(beta):
+    return check_real(beta, "beta", "the VAE bound's KL weight", low=0.0)
 
 
 def log_mean_exp(log_w, axis=0):
@@ -164,7 +170,56 @@ def elbo_monte_carlo(log_w):
     # END EXERCISE 10
 
 
-def elbo_analytic_kl(log_px_given_z, kl):
+def kl_weighted_log_weights(log_w, log_px_given_z, beta):
+    r"""Log-weights whose KL part is weighted by :math:`\beta`: the :math:`\beta`-VAE's
+    Monte Carlo objective is their mean, :func:`elbo_monte_carlo`.
+
+    Parameters
+    ----------
+    log_w : Tensor or ndarray, shape (K, batch)
+        :math:`\log w_k = \log p_\theta(x \mid z_k) + \log p(z_k) - \log q_\gamma(z_k \mid x)`.
+    log_px_given_z : Tensor or ndarray, shape (K, batch)
+        :math:`\log p_\theta(x \mid z_k)`, the reconstruction part of each log-weight.
+    beta : float
+        Weight :math:`\beta \ge 0` of the KL part (1 returns ``log_w``).
+
+    Returns
+    -------
+    Tensor, shape (K, batch)
+
+    Notes
+    -----
+    The KL part of a log-weight is :math:`\log p(z_k) - \log q_\gamma(z_k \mid x) = \log w_k -
+    \log p_\theta(x \mid z_k)`, whose mean over :math:`z_k \sim q_\gamma` estimates
+    :math:`-\mathrm{KL}(q_\gamma \,\|\, p)`; scaling it alone,
+
+    .. math::
+
+        \log \tilde w_k = \log p_\theta(x \mid z_k) + \beta\,(\log w_k - \log p_\theta(x
+        \mid z_k)), \qquad \frac1K \sum_k \log \tilde w_k \approx \mathbb E_q[\log
+        p_\theta(x \mid z)] - \beta\, \mathrm{KL}(q_\gamma(z \mid x) \,\|\, p(z)),
+
+    is the Monte Carlo form of :func:`elbo_analytic_kl` with ``beta``.
+
+    References
+    ----------
+    Higgins et al. (2017), *beta-VAE: learning basic visual concepts with a constrained
+    variational framework*, ICLR, eq. 4. Lecture [VAE-HVAE-Diffusion, "Strengths and weaknesses
+    of VAEs"].
+    """
+    log_w = _as_tensor(log_w)
+    _check_log_weights(log_w)
+    beta = _check_beta(beta)
+    log_px_given_z = _as_tensor(log_px_given_z)
+    if log_px_given_z.shape != log_w.shape:
+        raise ValueError(f"log_px_given_z has shape {log_px_given_z.shape}, expected the shape "
+                         f"of log_w, {log_w.shape}")
+    if beta == 1.0:
+        return log_w
+    return log_px_given_z + beta * (log_w - log_px_given_z)
+
+
+def elbo_analytic_kl(log_px_given_z, kl, *, beta=1.0):
     r"""The VAE bound :math:`\mathcal L_1` as reconstruction term minus the closed-form KL.
 
     Parameters
@@ -174,6 +229,12 @@ def elbo_analytic_kl(log_px_given_z, kl):
     kl : Tensor or ndarray, shape (batch,)
         :math:`\mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z))`, e.g. from
         :func:`scratchdgm.distributions.kl_divergence`.
+    beta : float, default 1
+        Weight :math:`\beta \ge 0` of the KL term. 1 is the ELBO; any other value is the
+        :math:`\beta`-VAE objective of Higgins et al. (2017, *beta-VAE*, ICLR, eq. 4), a lower
+        bound of :math:`\log p_\theta(x)` only for :math:`\beta \ge 1`. A larger
+        :math:`\beta` pulls :math:`q_\gamma(z \mid x)` harder towards the prior: the route to
+        posterior collapse ([VAE-HVAE-Diffusion, "Strengths and weaknesses of VAEs"]).
 
     Returns
     -------
@@ -188,7 +249,7 @@ def elbo_analytic_kl(log_px_given_z, kl):
         - \underbrace{\mathrm{KL}(q_\gamma(z \mid x) \,\|\, p(z))}_{\text{KL regulariser}} .
 
     Same expectation as :func:`elbo_monte_carlo`, lower variance (only the reconstruction term is
-    estimated).
+    estimated). With a KL weight the second term is :math:`\beta\,\mathrm{KL}`.
 
     References
     ----------
@@ -197,7 +258,9 @@ def elbo_analytic_kl(log_px_given_z, kl):
     """
     log_px_given_z = _as_tensor(log_px_given_z)
     _check_log_weights(log_px_given_z)
-    return log_px_given_z.mean(axis=0) - _as_tensor(kl)
+    beta = _check_beta(beta)
+    kl = _as_tensor(kl)
+    return log_px_given_z.mean(axis=0) - (kl if beta == 1.0 else beta * kl)
 
 
 def importance_sampled_log_likelihood(log_weights_fn, n, k=5000, *, chunk_size=50_000,

@@ -1,6 +1,6 @@
 r"""Observation models :math:`\Phi(x \mid \eta)`, :math:`\eta = f_\theta(z)`, of deep latent
-variable models: Bernoulli (logits), Gaussian (fixed, learned or decoder-output sigma) and
-Student's t (decoder-output location, scale and degrees of freedom).
+variable models: Bernoulli (logits), Gaussian (fixed, learned, isotropic or decoder-output
+sigma) and Student's t (decoder-output location, scale and degrees of freedom).
 
 Each is a :class:`~scratchdgm.nn.Module` (it may own parameters, e.g. a learned noise level)
 that says how many decoder outputs it needs per observed dimension and turns decoder outputs
@@ -219,16 +219,20 @@ class GaussianObservation(ObservationModel):
     ----------
     input_dim : int
         :math:`p`.
-    sigma : {'fixed', 'learned', 'decoder'}
+    sigma : {'fixed', 'learned', 'isotropic', 'decoder'}
         ``'fixed'``: :math:`\sigma` = ``sigma_value`` for every dimension (the squared-error
         autoencoder of [Mattei-DGM, "Why is this a reconstruction error?"]). ``'learned'``: one
-        learned :math:`\sigma_j` per dimension, shared by all codes. ``'decoder'``: the decoder
+        learned :math:`\sigma_j` per dimension, shared by all codes. ``'isotropic'``: one
+        learned :math:`\sigma` shared by every dimension and every code, :math:`\Sigma =
+        \sigma^2 I_p` (with an affine decoder this is PPCA's observation model, [Mattei-DGM,
+        "Linear latent-variable models"]). ``'decoder'``: the decoder
         outputs :math:`(\mu, \text{raw})` with :math:`\sigma = \sigma_{\min} +
         \mathrm{softplus}(\text{raw})` (the floor keeps the likelihood bounded: a Gaussian whose
         variance can go to 0 on a training point has an unbounded likelihood, Mattei & Frellsen
         2018).
     sigma_value : float
-        Initial (``'learned'``) or fixed (``'fixed'``) noise standard deviation.
+        Initial (``'learned'``, ``'isotropic'``) or fixed (``'fixed'``) noise standard
+        deviation.
     min_sigma : float
         The floor :math:`\sigma_{\min}` for ``'decoder'``.
     dtype : {numpy.float64, numpy.float32}
@@ -246,7 +250,7 @@ class GaussianObservation(ObservationModel):
     """
 
     kind = "gaussian"
-    _MODES = ("fixed", "learned", "decoder")
+    _MODES = ("fixed", "learned", "isotropic", "decoder")
 
     def __init__(self, input_dim, sigma="learned", sigma_value=1.0, min_sigma=1e-3,
                  dtype=np.float64, *, backend=None):
@@ -259,8 +263,11 @@ class GaussianObservation(ObservationModel):
         self.min_sigma = check_positive_float(min_sigma, "min_sigma", "GaussianObservation",
                                               allow_zero=True)
         self.params_per_dim = 2 if sigma == "decoder" else 1
-        if sigma == "learned":
-            self.log_sigma = Parameter(np.full(self.input_dim, math.log(self.sigma_value),
+        if sigma in ("learned", "isotropic"):
+            # shape (p,) or (1,): DiagNormal broadcasts a (1,) log-sigma over the p dimensions,
+            # so the isotropic model's one parameter gets the gradient summed over them
+            size = self.input_dim if sigma == "learned" else 1
+            self.log_sigma = Parameter(np.full(size, math.log(self.sigma_value),
                                                dtype=self.dtype))
 
     def distribution(self, eta):
@@ -268,7 +275,7 @@ class GaussianObservation(ObservationModel):
         mu = parts[0]
         if self.sigma_mode == "fixed":
             log_sigma = np.full(1, math.log(self.sigma_value), dtype=mu.dtype)
-        elif self.sigma_mode == "learned":
+        elif self.sigma_mode in ("learned", "isotropic"):
             log_sigma = self.log_sigma
         else:
             log_sigma = (parts[1].softplus() + self.min_sigma).log()
@@ -332,7 +339,7 @@ class StudentTObservation(ObservationModel):
 
 
 #: the names :func:`make_observation` takes (besides aliases such as ``'student'``)
-LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian:fixed", "gaussian:learned",
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian:fixed", "gaussian:learned", "gaussian:isotropic",
                     "gaussian:decoder", "student_t")
 
 
@@ -340,7 +347,8 @@ def make_observation(spec, input_dim, *, dtype=np.float64, backend=None):
     r"""Build an observation model from a name or a ``config()`` dict.
 
     Names: ``'bernoulli'``; ``'gaussian'`` (learned per-dimension sigma), ``'gaussian:fixed'``,
-    ``'gaussian:learned'``, ``'gaussian:decoder'``; ``'student_t'`` (alias ``'student'``).
+    ``'gaussian:learned'``, ``'gaussian:isotropic'`` (one learned sigma),
+    ``'gaussian:decoder'``; ``'student_t'`` (alias ``'student'``).
     """
     if isinstance(spec, ObservationModel):
         return spec

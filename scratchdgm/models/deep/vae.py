@@ -46,7 +46,12 @@ from scratchdgm.models.deep import training as _training
 from scratchdgm.models.deep.observation import make_observation
 from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
-from scratchdgm.validation import check_float_dtype, check_positive_int, check_random_state
+from scratchdgm.validation import (
+    check_float_dtype,
+    check_positive_int,
+    check_random_state,
+    check_real,
+)
 
 __all__ = ["VAE", "IWAE", "WeightedSamples", "check_networks", "check_hidden", "check_activation",
            "check_kl"]
@@ -121,12 +126,12 @@ class VAE(_persistence.SaveLoadMixin, Module):
         :math:`d \ge 1`.
     hidden : sequence of int
         Hidden-layer widths of the encoder; the decoder mirrors them (the digits protocol of
-        ``docs/protocols.md``: ``(100, 100)``).
+        ``docs/protocols.md``: ``(100, 100)``) unless ``decoder_hidden`` is given.
     activation : {'tanh', 'relu', 'softplus', 'sigmoid'}
         Hidden activation of both networks.
     likelihood : str or ObservationModel
         ``'bernoulli'`` (logits), ``'gaussian'`` / ``'gaussian:fixed'`` / ``'gaussian:learned'`` /
-        ``'gaussian:decoder'``, ``'student_t'``; see
+        ``'gaussian:isotropic'`` / ``'gaussian:decoder'``, ``'student_t'``; see
         :func:`~scratchdgm.models.deep.observation.make_observation`.
     prior : str or prior Module
         ``'normal'`` (:math:`\mathcal N(0, I_d)`), ``'gmm'`` or ``'gmm:C'`` (a learnable mixture of
@@ -137,6 +142,16 @@ class VAE(_persistence.SaveLoadMixin, Module):
     kl : {'auto', 'analytic', 'mc'}
         How the VAE objective treats the KL regulariser: closed form (``'analytic'``, needs a
         Gaussian prior; ``'auto'`` picks it when available) or Monte Carlo. Ignored by IWAE.
+    decoder_hidden : sequence of int, optional
+        Hidden-layer widths of the decoder when they should differ from the encoder's mirror
+        image, e.g. to vary the decoder's power alone (``()``: an affine decoder).
+    beta : float, default 1
+        Weight :math:`\beta \ge 0` of the KL term in the training objective (1: the ELBO;
+        otherwise the :math:`\beta`-VAE objective, Higgins et al. 2017, see
+        :func:`~scratchdgm.models.deep.bounds.elbo_analytic_kl`). It changes what is trained,
+        not the model: evaluation (:meth:`bound`, :meth:`score_samples`) always uses the
+        unweighted bounds. The IWAE's :math:`\mathcal L_K` has no separate KL term, so IWAE
+        only accepts 1.
     dtype : {numpy.float64, numpy.float32}
     random_state : None, int or numpy.random.Generator
         Initialises the weights.
@@ -150,7 +165,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
     ----------
     encoder : MLP, sizes ``[p, *hidden, 2 d]``
         Outputs :math:`(\mu_\gamma(x), \log\sigma_\gamma(x))`: its weights are :math:`\gamma`.
-    decoder : MLP, sizes ``[d, *reversed(hidden), m]``
+    decoder : MLP, sizes ``[d, *decoder_hidden, m]`` (default ``[d, *reversed(hidden), m]``)
         :math:`f_\theta`, with ``m = observation.n_outputs``: its weights are :math:`\theta`.
     observation : ObservationModel
         :math:`\Phi`.
@@ -168,7 +183,9 @@ class VAE(_persistence.SaveLoadMixin, Module):
     .. math::
 
         \hat{\mathcal L}_1 = \frac1B \sum_i \Big( \frac1k \sum_{k'} \log p_\theta(x_i \mid
-        z_{ik'}) - \mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z)) \Big).
+        z_{ik'}) - \beta\, \mathrm{KL}(q_\gamma(z \mid x_i) \,\|\, p(z)) \Big),
+
+    with :math:`\beta = 1` unless ``beta`` says otherwise.
 
     References
     ----------
@@ -179,17 +196,25 @@ class VAE(_persistence.SaveLoadMixin, Module):
     """
 
     default_k = 1
+    #: whether the training bound has a KL term that ``beta`` weighs
+    kl_weight_applies = True
 
     def __init__(self, input_dim, latent_dim=10, hidden=(100, 100), *, activation="tanh",
-                 likelihood="bernoulli", prior="normal", k=None, kl="auto", dtype=np.float64,
-                 random_state=0, backend=None):
+                 likelihood="bernoulli", prior="normal", k=None, kl="auto", beta=1.0,
+                 decoder_hidden=None, dtype=np.float64, random_state=0, backend=None):
         super().__init__()
         where = type(self).__name__
         self.input_dim = check_positive_int(input_dim, "input_dim", where)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim", where)
         self.hidden, self.activation = check_networks(hidden, activation, where)
+        self.decoder_hidden = (tuple(reversed(self.hidden)) if decoder_hidden is None
+                               else check_hidden(decoder_hidden, where))
         self.k = check_positive_int(self.default_k if k is None else k, "k", where)
         check_kl(kl, where)
+        self.beta = check_real(beta, "beta", where, low=0.0)
+        if self.beta != 1.0 and not self.kl_weight_applies:
+            raise ValueError(f"{where}: beta must be 1 (got {beta}): its bound L_K has no "
+                             f"separate KL term to weigh; use VAE for a beta-VAE")
         self.dtype = check_float_dtype(dtype, where)
         rng = check_random_state(random_state, where)
         self.backend = backend
@@ -204,7 +229,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
         d, p = self.latent_dim, self.input_dim
         self.encoder = MLP([p, *self.hidden, 2 * d], self.activation, rng=rng, dtype=self.dtype,
                            backend=backend)
-        self.decoder = MLP([d, *reversed(self.hidden), self.observation.n_outputs],
+        self.decoder = MLP([d, *self.decoder_hidden, self.observation.n_outputs],
                            self.activation, rng=rng, dtype=self.dtype, backend=backend)
         self.history_ = None
 
@@ -227,7 +252,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
         eta = self.decoder(flat)
         return eta.reshape(*lead, eta.shape[-1]) if len(lead) != 1 else eta
 
-    def weighted_samples(self, x, k, rng):
+    def weighted_samples(self, x, k, rng, q=None):
         r"""Draw K reparametrised samples per point and their log-weights (differentiable).
 
         Parameters
@@ -238,6 +263,11 @@ class VAE(_persistence.SaveLoadMixin, Module):
             Samples per observation.
         rng : numpy.random.Generator
             Source of :math:`\varepsilon`.
+        q : DiagNormal of batch shape (B,), optional
+            The proposal; default the encoder's, :math:`q_\gamma(z \mid x)`. Another one, e.g.
+            per-datapoint variational parameters :math:`(\lambda_i, \eta_i)` optimised for each
+            :math:`x_i` alone ([Su-DGM, "Extending to Large Datasets"]), gives the same
+            weights and bounds for that q.
 
         Returns
         -------
@@ -253,7 +283,14 @@ class VAE(_persistence.SaveLoadMixin, Module):
             - \log q_\gamma(z_{ik} \mid x_i).
         """
         x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
-        q = self.encode(x)
+        if q is None:
+            q = self.encode(x)
+        elif not isinstance(q, DiagNormal) or q.batch_shape != (len(x),) \
+                or q.event_shape != (self.latent_dim,):
+            raise ValueError(f"q must be a DiagNormal of batch shape ({len(x)},) and event "
+                             f"shape ({self.latent_dim},), like the encoder's; got "
+                             f"{type(q).__name__} of shapes "
+                             f"{getattr(q, 'batch_shape', '?')}, {getattr(q, 'event_shape', '?')}")
         z = q.rsample(k, rng)                                        # (k, B, d)
         log_px = self.observation.log_prob(x, self.decode(z))        # (k, B)
         log_w = log_px + self.prior.log_prob(z) - q.log_prob(z)      # (k, B)
@@ -291,15 +328,19 @@ class VAE(_persistence.SaveLoadMixin, Module):
             log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
         return _ad.tensor(log_px + log_pz - log_qz)                  # as in weighted_samples
 
-    def batch_bound(self, x, k, rng):
+    def batch_bound(self, x, k, rng, q=None):
         r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
         :math:`\hat{\mathcal L}_1` with ``k`` samples, the KL in closed form when ``kl`` allows
         (:func:`~scratchdgm.models.deep.bounds.elbo_analytic_kl`), else by Monte Carlo
-        (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo`)."""
-        s = self.weighted_samples(x, k, rng)
+        (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo` of
+        :func:`~scratchdgm.models.deep.bounds.kl_weighted_log_weights`), weighted by ``beta``. ``q``:
+        a proposal other than the encoder's (see :meth:`weighted_samples`)."""
+        s = self.weighted_samples(x, k, rng, q=q)
         if self.kl == "analytic" or (self.kl == "auto" and self.prior.has_analytic_kl):
-            return _bounds.elbo_analytic_kl(s.log_px_given_z, self.prior.kl(s.q))
-        return _bounds.elbo_monte_carlo(s.log_w)
+            return _bounds.elbo_analytic_kl(s.log_px_given_z, self.prior.kl(s.q),
+                                            beta=self.beta)
+        return _bounds.elbo_monte_carlo(
+            _bounds.kl_weighted_log_weights(s.log_w, s.log_px_given_z, self.beta))
 
     def objective(self, x, k=None, rng=None):
         r"""The loss of one training step: minus the mean bound over the minibatch.
@@ -513,18 +554,20 @@ class VAE(_persistence.SaveLoadMixin, Module):
             "input_dim": self.input_dim,
             "latent_dim": self.latent_dim,
             "hidden": list(self.hidden),
+            "decoder_hidden": list(self.decoder_hidden),
             "activation": self.activation,
             "likelihood": self.observation.config(),
             "prior": self.prior.config(),
             "k": self.k,
             "kl": self.kl,
+            "beta": self.beta,
             "dtype": self.dtype.name,
         }
 
     def extra_repr(self):
         return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "
                 f"hidden={list(self.hidden)}, k={self.k}, likelihood={self.observation.kind!r}, "
-                f"prior={self.prior.kind!r}")
+                f"prior={self.prior.kind!r}" + (f", beta={self.beta}" if self.beta != 1 else ""))
 
 
 @_persistence.register_model
@@ -532,8 +575,8 @@ class IWAE(VAE):
     r"""Importance-weighted autoencoder: the same model as :class:`VAE`, trained on
     :math:`\mathcal L_K` (default K = 50).
 
-    Parameters are those of :class:`VAE` (``kl`` is unused: :math:`\mathcal L_K` has no
-    closed-form part).
+    Parameters are those of :class:`VAE` (``kl`` is unused and ``beta`` must be 1:
+    :math:`\mathcal L_K` has no separate KL term).
 
     Notes
     -----
@@ -552,7 +595,10 @@ class IWAE(VAE):
     """
 
     default_k = 50
+    kl_weight_applies = False
 
-    def batch_bound(self, x, k, rng):
-        r""":math:`\hat{\mathcal L}_K` of each point of a minibatch, K = ``k``, shape (B,)."""
-        return _bounds.iwae_bound(self.log_weights(x, k, rng), backend=self.backend)
+    def batch_bound(self, x, k, rng, q=None):
+        r""":math:`\hat{\mathcal L}_K` of each point of a minibatch, K = ``k``, shape (B,);
+        ``q`` as in :meth:`VAE.weighted_samples`."""
+        return _bounds.iwae_bound(self.weighted_samples(x, k, rng, q=q).log_w,
+                                  backend=self.backend)

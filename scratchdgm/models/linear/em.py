@@ -105,7 +105,7 @@ class EMResult(NamedTuple):
     converged: bool
 
 
-def e_step(S, W, psi):
+def e_step(S, W, psi, posterior="exact"):
     r"""E-step of EM for factor analysis: the posterior moments of the codes, summed over the
     data through their covariance S.
 
@@ -117,6 +117,9 @@ def e_step(S, W, psi):
         Current loadings.
     psi : ndarray, shape (p,)
         Current noise variances, the diagonal of :math:`\Psi` (all > 0).
+    posterior : {'exact', 'mean_field'}
+        The :math:`q(z \mid x)` whose moments are taken: the exact posterior (EM), or the best
+        factorised Gaussian (*variational* EM: the family a VAE's encoder outputs).
 
     Returns
     -------
@@ -150,13 +153,30 @@ def e_step(S, W, psi):
     some :math:`\psi_j` sit at their floor its entries are so large that round-off can make it
     look indefinite; :func:`~scratchdgm.models.linear._linalg.cholesky_geq_identity` then uses
     the eigenvalues clipped at their exact lower bound 1.
+
+    **Variational EM** (``posterior='mean_field'``). Both steps then maximise the ELBO
+    :math:`\log p_\theta(x) - \mathrm{KL}(q \,\|\, p_\theta(z \mid x))`, the E-step over q
+    and the M-step over :math:`(W, \Psi)` ([Isachenko-L4, "Variational EM-algorithm"]). Among
+    factorised Gaussians the KL to the posterior :math:`\mathcal N(\beta (x - \mu), M^{-1})` is
+    smallest at the same mean and the variances :math:`1 / M_{jj}` (Bishop 2006, §10.1.2), so
+    only the covariance term changes: :math:`M^{-1} \to \mathrm{diag}(1 / M_{jj})` in
+    :math:`\frac1n \sum_i \mathbb E[z_i z_i^\top]`; the M-step is unchanged given the moments.
+    ``loglike`` is still the exact log-likelihood; the ELBO is lower by
+    :func:`scratchdgm.models.linear.gaussian.mean_field_gap`.
     """
+    if posterior not in ("exact", "mean_field"):
+        raise ValueError(f"e_step: posterior must be 'exact' or 'mean_field', got {posterior!r}")
     d = W.shape[1]
     W_over_psi = W / psi[:, None]                          # Psi^{-1} W
     L = cholesky_geq_identity(np.eye(d) + W.T @ W_over_psi)   # M = L L^T
     beta = chol_solve(L, W_over_psi.T)                     # (d, p): E[z | x] = beta (x - mu)
     xz = S @ beta.T                                        # (1/n) sum_i x_i E[z_i]^T
-    zz = chol_solve(L, np.eye(d)) + beta @ xz              # (1/n) sum_i E[z_i z_i^T]
+    if posterior == "exact":
+        cov = chol_solve(L, np.eye(d))                     # M^{-1}
+    else:
+        M_diag = 1.0 + np.einsum("pj,pj->j", W, W_over_psi)  # M_jj = 1 + sum_p W_pj^2 / psi_p
+        cov = np.diag(1.0 / M_diag)
+    zz = cov + beta @ xz                                   # (1/n) sum_i E[z_i z_i^T]
     residual = np.diag(S) - np.einsum("ij,ij->i", W, xz)   # diag(S - W beta S)
     log_det_C = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(psi))
     loglike = -0.5 * (len(psi) * _LOG_2PI + log_det_C + np.sum(residual / psi))

@@ -15,7 +15,12 @@ with :math:`\Psi = \sigma^2 I_p` for PPCA. Everything that does not depend on ho
   log-density through the Woodbury identity and the matrix determinant lemma (O(p d^2) once,
   then O(p d) per point; no p x p matrix is ever inverted);
 * the Gaussian posterior :math:`p(z \mid x)`;
-* ancestral sampling, :math:`C` and :math:`C^{-1}`.
+* ancestral sampling, :math:`C` and :math:`C^{-1}`;
+* the EM iteration on the p x p sample covariance (Rubin & Thayer 1982; Ghahramani & Hinton
+  1996), used by :class:`~scratchdgm.FactorAnalysis` and by ``PPCA(method='em')``, and its
+  *variational* form whose E-step is restricted to factorised (mean-field) Gaussians, the
+  family a VAE's encoder outputs (:func:`em_step` with ``posterior='mean_field'``,
+  :func:`mean_field_gap`).
 
 The EM algorithm that fits them (on the p x p sample covariance) is
 :mod:`scratchdgm.models.linear.em`.
@@ -61,6 +66,8 @@ from scratchdgm.validation import check_int, check_random_state
 __all__ = [
     "em_step",
     "gaussian_loglike_from_cov",
+    "log_density",
+    "mean_field_gap",
     "posterior_params",
 ]
 
@@ -192,6 +199,64 @@ def _log_density(Xc, W, psi):
     return -0.5 * (p * _LOG_2PI + logdet + quad)
 
 
+def log_density(X, W, psi, mean):
+    r"""Exact :math:`\log \mathcal N(x_i \mid \mu, W W^\top + \Psi)` of each row of ``X``: the
+    marginal log-likelihood of any linear-Gaussian model, however it was fitted.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+    W : ndarray, shape (p, d)
+    psi : ndarray, shape (p,) or scalar
+        Noise variances (a scalar :math:`\sigma^2` for PPCA).
+    mean : ndarray, shape (p,)
+
+    Returns
+    -------
+    ndarray, shape (n,), float64
+
+    Notes
+    -----
+    The Woodbury form of :meth:`_LinearGaussianModel.score_samples` (see its Notes), for
+    parameters that did not come from an estimator of this package, e.g. the affine decoder of
+    a VAE trained by its ELBO.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    psi = np.broadcast_to(np.asarray(psi, dtype=np.float64), (W.shape[0],)).copy()
+    return _log_density(X - np.asarray(mean, dtype=np.float64), W, psi)
+
+
+def mean_field_gap(W, psi):
+    r"""The gap :math:`\log p(x) - \mathrm{ELBO}(q^\star)` left by the best factorised Gaussian
+    :math:`q^\star(z) = \prod_j \mathcal N(z_j \mid m_j, s_j^2)`; the same for every x.
+
+    Parameters
+    ----------
+    W : ndarray, shape (p, d)
+    psi : ndarray, shape (p,)
+
+    Returns
+    -------
+    float
+        :math:`\mathrm{KL}(q^\star \,\|\, p(z \mid x)) = \tfrac12 \big(\sum_j \log M_{jj}
+        - \log |M|\big) \ge 0`, :math:`M = I_d + W^\top \Psi^{-1} W`.
+
+    Notes
+    -----
+    The posterior is :math:`\mathcal N(m, M^{-1})`, of precision M. Among factorised Gaussians
+    the KL to it is smallest at the exact mean :math:`m` and the variances :math:`s_j^2 =
+    1 / M_{jj}` (Bishop 2006, *Pattern recognition and machine learning*, §10.1.2,
+    eqs. 10.12-10.13), where it equals the expression above. By Hadamard's inequality it is 0
+    exactly when M is diagonal, i.e. when the columns of :math:`\Psi^{-1/2} W` are orthogonal,
+    as they are in the PPCA solution with :math:`R = I` (Tipping & Bishop 1999, eq. 7). The
+    ELBO of that q is :math:`\log p(x)` minus this gap ([Isachenko-L4, "Variational
+    decomposition"]).
+    """
+    _, M, L = _cholesky_M(np.asarray(W, np.float64), np.asarray(psi, np.float64))
+    return float(0.5 * np.sum(np.log(np.diag(M))) - np.sum(np.log(np.diag(L))))
+
+
 def gaussian_loglike_from_cov(S, W, psi):
     r"""Mean log-likelihood per sample of data with 1/n covariance ``S`` (mean at the MLE).
 
@@ -213,7 +278,7 @@ def gaussian_loglike_from_cov(S, W, psi):
     return _em.loglike(S, W, psi)
 
 
-def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
+def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12, posterior="exact"):
     r"""One EM iteration from the covariance: :func:`scratchdgm.models.linear.em.m_step` after
     :func:`scratchdgm.models.linear.em.e_step` (read their Notes for the maths).
 
@@ -226,14 +291,21 @@ def em_step(S, W, psi, *, isotropic=False, min_noise_variance=1e-12):
     isotropic : bool
         PPCA's :math:`\Psi = \sigma^2 I`.
     min_noise_variance : float
+    posterior : {'exact', 'mean_field'}
+        The E-step's :math:`q(z \mid x)`: the exact posterior (EM), or the best factorised
+        Gaussian (*variational* EM, see the Notes of :func:`~scratchdgm.models.linear.em.e_step`).
 
     Returns
     -------
     W_new : ndarray, shape (p, d)
     psi_new : ndarray, shape (p,)
     """
+    if posterior not in ("exact", "mean_field"):
+        raise ValueError(f"em_step: posterior must be 'exact' or 'mean_field', got "
+                         f"{posterior!r}")
     S = np.asarray(S, dtype=np.float64)
-    moments = _em.e_step(S, np.asarray(W, np.float64), np.asarray(psi, np.float64))
+    moments = _em.e_step(S, np.asarray(W, np.float64), np.asarray(psi, np.float64),
+                         posterior=posterior)
     return _em.m_step(S, moments, isotropic=isotropic, min_noise_variance=min_noise_variance)
 
 
