@@ -7,7 +7,13 @@ From shallow to deep, in the order of the lectures (``docs/lectures.md``):
 * a reverse-mode automatic differentiation engine (:func:`tensor`, :func:`gradcheck`)
   and a small neural-network layer (:mod:`scratchdgm.nn`, :mod:`scratchdgm.optim`);
 * deep latent-variable models trained by amortised variational inference --
-  :class:`VAE` and :class:`IWAE` (Kingma & Welling 2014; Burda et al. 2016);
+  :class:`VAE` and :class:`IWAE` (Kingma & Welling 2014; Burda et al. 2016), with two
+  stochastic layers (:class:`HierarchicalIWAE`), on data with missing entries (:class:`MIWAE`,
+  Mattei & Frellsen 2019), with a discrete latent (:class:`CategoricalVAE`, :class:`GMVAE`);
+* DDPM read as a hierarchical VAE (:class:`DiffusionModel`) and an affine-coupling flow with an
+  exact likelihood (:class:`RealNVP`);
+* one evaluator for every deep model (:func:`evaluate`), the lectures' claims as experiments
+  (:mod:`scratchdgm.experiments`), gradient checks for your own code (:mod:`scratchdgm.testing`);
 * Numba / numba.cuda kernels for the hot paths, chosen with :func:`set_backend`.
 
 The public names below are loaded lazily (PEP 562): ``import scratchdgm`` is cheap, and
@@ -48,6 +54,9 @@ _LAZY = {
     "MIWAE": "scratchdgm.models.deep",
     "HierarchicalVAE": "scratchdgm.models.deep",
     "HierarchicalIWAE": "scratchdgm.models.deep",
+    "CategoricalVAE": "scratchdgm.models.deep",
+    "GMVAE": "scratchdgm.models.deep",
+    "LinearGaussianLVM": "scratchdgm.models.deep",
     "load_model": "scratchdgm.models.deep",
     "RealNVP": "scratchdgm.models.deep",
     "DiffusionModel": "scratchdgm.models.deep",

@@ -42,7 +42,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="scratchdgm",
         description="Latent-variable and deep generative models from scratch: "
-        "factor analysis, PPCA, VAE and IWAE.",
+        "factor analysis, PPCA, VAE and IWAE, MIWAE, hierarchical and discrete VAEs, "
+        "diffusion and a normalizing flow.",
         epilog="A mistake in the input is reported in one line; SCRATCHDGM_TRACEBACK=1 shows "
                "the full traceback. Progress bars are drawn on a terminal only; "
                "SCRATCHDGM_PROGRESS=0 turns them off, =1 forces them on.",

@@ -496,5 +496,8 @@ class MIWAE(IWAE):
     def config(self):
         r"""The constructor arguments that rebuild this architecture (JSON-serialisable)."""
         config = super().config()
-        config.pop("kl")  # the bound L_K has no closed-form part
+        # the bound L_K has no closed-form part to weigh (kl, beta), and the decoder mirrors the
+        # encoder: MIWAE's constructor takes none of them
+        for key in ("kl", "beta", "decoder_hidden"):
+            config.pop(key)
         return config
