@@ -270,25 +270,27 @@ def check_resampling_frequencies(resample, seed=0, n_draws=20000):
     for b in range(w.shape[1]):
         counts = np.bincount(picks[:, b], minlength=len(w))
         p = w[:, b] / w[:, b].sum()
+        freq = counts / n_draws
+        hint = ""
+        if np.allclose(freq, 1 / len(w), atol=0.02):
+            hint = " -- every sample about equally often: the weights are ignored"
+        elif np.count_nonzero(counts) == 1 and np.count_nonzero(p) > 1:
+            hint = " -- always the same sample: draw at random, do not take the largest"
+        elif np.allclose(freq, np.roll(p, 1), atol=0.02) or np.allclose(freq, np.roll(p, -1),
+                                                                         atol=0.02):
+            hint = " -- off by one: sample k is the smallest k with cumsum(w)_k > u"
         if np.any(counts[p == 0] > 0):
             zero = np.flatnonzero(counts * (p == 0))
+            hint = hint or (": invert the cumulative weights with searchsorted(..., "
+                            "side='right'), which never lands on a flat step")
             raise AssertionError(f"resample_indices picked sample(s) {zero} of weight 0 in "
-                                 f"column {b}: invert the cumulative weights with "
-                                 f"searchsorted(..., side='right')")
+                                 f"column {b} (weights {show(p, 4)}, frequencies "
+                                 f"{show(freq, 4)}){hint}")
         pos = p > 0
         if pos.sum() < 2:
             continue
         pval = stats.chisquare(counts[pos], n_draws * p[pos]).pvalue
         if pval < 1e-6:
-            freq = counts / n_draws
-            hint = ""
-            if np.allclose(freq[pos], 1 / len(w), atol=0.02):
-                hint = " -- every sample about equally often: the weights are ignored"
-            elif np.count_nonzero(counts) == 1:
-                hint = " -- always the same sample: draw at random, do not take the largest"
-            elif np.allclose(freq, np.roll(p, 1), atol=0.02) or np.allclose(freq, np.roll(p, -1),
-                                                                             atol=0.02):
-                hint = " -- off by one: sample k is the smallest k with cumsum(w)_k > u"
             raise AssertionError(f"resample_indices: in column {b} with weights {show(p, 4)} "
                                  f"the {n_draws} picks have frequencies {show(freq, 4)} "
                                  f"(chi-square p-value {pval:.2g}){hint}")
