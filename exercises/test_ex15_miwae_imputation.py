@@ -69,6 +69,9 @@ def test_impute_draws_from_the_exact_conditional():
                   elements=st.floats(-1e3, 1e3)))
 def test_weights_for_any_log_weights(log_w):
     w = miwae.self_normalised_weights(log_w)
-    assert w.shape == log_w.shape and np.all(w >= 0)
+    assert w.shape == log_w.shape, f"shape {w.shape} for log-weights of shape {log_w.shape}"
+    assert np.all(np.isfinite(w)), (f"weights {w} for log-weights {log_w}: exp overflows past "
+                                    f"710; subtract each column's maximum first")
+    assert np.all(w >= 0), f"negative weights {w}"
     assert np.allclose(w.sum(axis=0), 1.0, rtol=1e-12), f"columns sum to {w.sum(axis=0)}"
     assert np.allclose(w, special.softmax(log_w, axis=0), rtol=1e-9, atol=1e-300)

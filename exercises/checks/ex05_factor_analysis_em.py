@@ -194,8 +194,10 @@ def check_m_step_maximises_q(m_step, Moments, seed=0, p=6, d=2, isotropic=False,
                     "mean of them")
         elif not isotropic and _same(psi_new, np.full(p, resid.mean())):
             hint = " -- that is the isotropic (PPCA) update: factor analysis keeps each psi_j"
-        raise AssertionError(f"{what}: psi_new = {show(psi_new)}, expected diag(S - W_new "
-                             f"xz^T) = {show(want_psi)}{hint}")
+        formula = ("the mean of diag(S - W_new xz^T), on every feature" if isotropic
+                   else "diag(S - W_new xz^T)")
+        raise AssertionError(f"{what}: psi_new = {show(psi_new)}, expected {formula} = "
+                             f"{show(want_psi)}{hint}")
     rng = np.random.default_rng(seed + 100)
     best = expected_complete_loglike(S, xz, zz, W_new, psi_new)
     for t in range(trials):
