@@ -16,14 +16,15 @@ from scratchdgm.autodiff import Function, ops
 from scratchdgm.autodiff.tensor import Tensor
 from scratchdgm.distributions import kl_divergence
 from scratchdgm.kernels import reference
-from scratchdgm.models.deep import bounds
-from scratchdgm.models.linear import ppca
+from scratchdgm.models.deep import bounds, miwae
+from scratchdgm.models.linear import em, ppca
 
 from exercises.checks import (
     ex01_autodiff_ops as c01,
     ex02_backward_pass as c02,
     ex03_linear_layer as c03,
     ex04_adam as c04,
+    ex05_factor_analysis_em as c05,
     ex06_ppca_closed_form as c06,
     ex07_monte_carlo as c07,
     ex08_gaussian_kl as c08,
@@ -33,6 +34,7 @@ from exercises.checks import (
     ex12_reparametrisation as c12,
     ex13_bernoulli_kernel as c13,
     ex14_cuda_logsumexp as c14,
+    ex15_miwae_imputation as c15,
 )
 
 
@@ -277,6 +279,88 @@ def test_ex04_rejects_ignored_weight_decay():
         c04.check_steps(lambda d, g, m, v, lr, b1, b2, e, t, wd=0.0:
                         reference.adam_update(d, g, m, v, lr, b1, b2, e, t, 0.0),
                         weight_decay=0.1)
+
+
+# ----------------------------------------------------------------------------- 05
+def _e_step(variant):
+    def e_step(S, W, psi, posterior="exact"):
+        right = em.e_step(S, W, psi, posterior=posterior)
+        d = W.shape[1]
+        M = np.eye(d) + W.T @ (W / psi[:, None])
+        beta = np.linalg.solve(M, (W / psi[:, None]).T)
+        if variant == "beta = W^T":
+            return right._replace(xz=S @ W)
+        if variant == "no M^-1":
+            return right._replace(xz=S @ (W / psi[:, None]))
+        if variant == "no covariance":
+            return right._replace(zz=beta @ S @ beta.T)
+        if variant == "identity covariance":
+            return right._replace(zz=np.eye(d) + beta @ S @ beta.T)
+        if variant == "sum":
+            return right._replace(loglike=right.loglike * 400)
+        if variant == "no 2 pi":
+            return right._replace(loglike=right.loglike + 0.5 * len(psi) * np.log(2 * np.pi))
+        if variant == "marginal variances" and posterior == "mean_field":
+            cov = np.linalg.inv(M)
+            exact = em.e_step(S, W, psi)
+            return right._replace(zz=exact.zz - cov + np.diag(np.diag(cov)))
+        return right
+    return e_step
+
+
+@pytest.mark.parametrize("variant, check, hint", [
+    ("beta = W^T", "moments", r"not W\^T"),
+    ("no M^-1", "moments", r"forgot the M\^\{-1\}"),
+    ("no covariance", "moments", r"beta S beta\^T alone"),
+    ("identity covariance", "moments", "not I"),
+    ("sum", "moments", "sum over the n points"),
+    ("no 2 pi", "moments", r"2 pi\) is missing"),
+    ("marginal variances", "mean_field", "inverse of M's diagonal"),
+])
+def test_ex05_rejects_wrong_e_steps(variant, check, hint):
+    run = {"moments": c05.check_e_step_moments, "mean_field": c05.check_e_step_mean_field}[check]
+    with pytest.raises(AssertionError, match=hint):
+        run(_e_step(variant))
+
+
+def _m_step(variant):
+    def m_step(S, moments, *, isotropic=False, min_noise_variance=1e-12):
+        W, psi = em.m_step(S, moments, isotropic=isotropic, min_noise_variance=min_noise_variance)
+        resid = np.diag(S) - np.einsum("ij,ij->i", W, moments.xz)
+        if variant == "no zz^-1":
+            return moments.xz, psi
+        if variant == "diag S":
+            return W, np.diag(S).copy()
+        if variant == "swapped":
+            return W, (resid if isotropic else np.full_like(resid, resid.mean()))
+        if variant == "no floor":
+            return W, resid
+        if variant == "ascent":  # half a step: not the maximiser
+            return W, 0.5 * (psi + np.diag(S))
+        return W, psi
+    return m_step
+
+
+@pytest.mark.parametrize("variant, isotropic, hint", [
+    ("no zz^-1", False, "xz alone"),
+    ("diag S", False, r"that is diag\(S\)"),
+    ("swapped", False, r"isotropic \(PPCA\) update"),
+    ("swapped", True, "one variance per feature"),
+])
+def test_ex05_rejects_wrong_m_steps(variant, isotropic, hint):
+    with pytest.raises(AssertionError, match=hint):
+        c05.check_m_step_maximises_q(_m_step(variant), em.Moments, isotropic=isotropic)
+
+
+def test_ex05_rejects_a_missing_floor_and_a_non_monotone_em():
+    with pytest.raises(AssertionError, match="floor it"):
+        c05.check_noise_floor(_m_step("no floor"), em.Moments)
+    X, S, W, psi = c05.make_problem(2, 300, 8, 3)
+    # without the posterior covariance in zz, EM is no longer EM: the likelihood falls
+    with pytest.raises(AssertionError, match="EM lowered the log-likelihood at iteration"):
+        c05.check_monotone(_e_step("no covariance"), em.m_step, X, S, W, psi)
+    with pytest.raises(AssertionError, match="fixed point"):
+        c05.check_fixed_point_at_sklearn(em.e_step, _m_step("ascent"))
 
 
 # ----------------------------------------------------------------------------- 06
@@ -663,3 +747,58 @@ def test_ex14_rejects_partial_kernels():
     with pytest.raises(AssertionError, match="all -inf"):
         c14.check_logsumexp(lambda a: np.nan_to_num(special.logsumexp(a, axis=0), nan=0.0),
                             c14.edge_log_weights(np.float64))
+
+
+# ----------------------------------------------------------------------------- 15
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda lw: special.softmax(lw, axis=1), "axis 1"),
+    (lambda lw: np.exp(lw), "raw weights"),
+    (lambda lw: special.log_softmax(lw, axis=0), "log of the weights"),
+    (lambda lw: special.softmax(-lw, axis=0), "sign is wrong"),
+    (lambda lw: np.full_like(lw, 1.0 / len(lw)), "all 1/K"),
+])
+def test_ex15_rejects_wrong_weights(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        c15.check_weights_values(wrong)
+
+
+def test_ex15_rejects_overflowing_weights_and_uniform_weights():
+    def naive(lw):
+        w = np.exp(lw)
+        return w / w.sum(axis=0)
+    with np.errstate(all="ignore"), pytest.raises(AssertionError, match="overflows"):
+        c15.check_weights_stable(naive)
+    with pytest.raises(AssertionError, match="uniform"):
+        c15.check_conditional_mean(lambda lw: np.full_like(lw, 1.0 / len(lw)))
+
+
+def test_ex15_rejects_a_transform_and_an_impute_that_ignore_the_weights(monkeypatch):
+    monkeypatch.setattr(miwae, "logsumexp", special.logsumexp)
+    monkeypatch.setattr(miwae, "self_normalised_weights",
+                        lambda lw: np.full_like(lw, 1.0 / len(lw)))
+    with pytest.raises(AssertionError, match="standard errors away"):
+        c15.check_transform()
+    monkeypatch.setattr(miwae, "self_normalised_weights", special.softmax)
+    monkeypatch.setattr(miwae, "resample_indices",
+                        lambda w, n, rng: rng.integers(0, len(w), (n, w.shape[1])))
+    with pytest.raises(AssertionError, match="regardless of their weights"):
+        c15.check_impute()
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda w, n, rng: rng.integers(0, len(w), (n, w.shape[1])), "weights are ignored"),
+    (lambda w, n, rng: np.broadcast_to(np.argmax(w, axis=0), (n, w.shape[1])).copy(),
+     "always the same sample"),
+    (lambda w, n, rng: np.minimum(miwae.resample_indices(w, n, rng) + 1, len(w) - 1),
+     "weight 0|off by one"),
+])
+def test_ex15_rejects_wrong_resampling(wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        c15.check_resampling_frequencies(wrong)
+
+
+def test_ex15_rejects_global_randomness():
+    def global_rng(w, n, rng):
+        return miwae.resample_indices(w, n, np.random.default_rng(np.random.randint(2**31)))
+    with pytest.raises(AssertionError, match="global state"):
+        c15.check_resampling_randomness(global_rng)

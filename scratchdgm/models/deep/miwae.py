@@ -35,7 +35,8 @@ p(z_k) / q_\gamma(z_k \mid x^{\mathrm o})`, self-normalised, :math:`\tilde w_k =
   \mathbb E[x^{\mathrm m} \mid z_k]`;
 * multiple imputation (:meth:`MIWAE.impute`), draws from :math:`p_\theta(x^{\mathrm m} \mid
   x^{\mathrm o})` by sampling importance resampling: pick :math:`z_k` with probability
-  :math:`\tilde w_k`, then draw :math:`x^{\mathrm m} \sim p_\theta(x^{\mathrm m} \mid z_k)`.
+  :math:`\tilde w_k` (:func:`resample_indices`), then draw :math:`x^{\mathrm m} \sim
+  p_\theta(x^{\mathrm m} \mid z_k)`.
 
 Both run over chunks of rows and of samples, so memory stays bounded whatever K and n.
 
@@ -65,7 +66,8 @@ from scratchdgm.numerics import logsumexp
 from scratchdgm.progress import progress
 from scratchdgm.validation import check_mask, check_positive_int, check_random_state
 
-__all__ = ["MIWAE", "self_normalised_weights", "STUDENT_T_MIN_DF", "STUDENT_T_MIN_SCALE"]
+__all__ = ["MIWAE", "self_normalised_weights", "resample_indices", "STUDENT_T_MIN_DF",
+           "STUDENT_T_MIN_SCALE"]
 
 #: the floor of the Student's t degrees of freedom, :math:`\nu \ge 3` (see :class:`MIWAE`)
 STUDENT_T_MIN_DF = 3.0
@@ -96,8 +98,48 @@ def self_normalised_weights(log_w):
     with the log-sum-exp of :func:`scratchdgm.numerics.logsumexp`, so no weight overflows
     however large the log-weights (hundreds of nats for 64 pixels).
     """
+    # BEGIN EXERCISE 15: the softmax over the K samples (axis 0), stable at log-weights of +-1000
     log_w = np.asarray(log_w, dtype=np.float64)
     return np.exp(log_w - logsumexp(log_w, axis=0, keepdims=True))
+    # END EXERCISE 15
+
+
+def resample_indices(w, n_draws, rng):
+    r"""Sampling importance resampling: for each of B points, ``n_draws`` indices
+    :math:`k \in \{0, \dots, K-1\}`, each drawn independently with probability
+    :math:`\tilde w_k`.
+
+    Parameters
+    ----------
+    w : ndarray, shape (K, B)
+        Non-negative weights of each column's K samples (normally
+        :func:`self_normalised_weights`; a column need not sum to exactly 1: it is normalised).
+    n_draws : int
+        Indices to draw per point.
+    rng : numpy.random.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    ndarray of int, shape (n_draws, B)
+        Entry (r, b) is the sample picked for point b in draw r; never one of weight 0.
+
+    Notes
+    -----
+    By inversion of each column's cumulative distribution: with
+    :math:`F_k = \sum_{l \le k} \tilde w_l` and :math:`u \sim \mathcal U(0, F_{K-1})`, the
+    index is the smallest k with :math:`F_k > u`, so :math:`P(k) = F_k - F_{k-1} = \tilde w_k`
+    (Rubin 1987; Mattei & Frellsen 2019, multiple imputation). The picked codes :math:`z_k`
+    follow :math:`p_\theta(z \mid x^{\mathrm o})` as K grows.
+    """
+    # BEGIN EXERCISE 15: invert each column's cumulative weights at uniform draws from rng
+    w = np.asarray(w, dtype=np.float64)
+    cdf = np.cumsum(w, axis=0)                                          # (K, B)
+    u = rng.random((n_draws, w.shape[1])) * cdf[-1]                     # (n_draws, B)
+    picks = np.stack([np.searchsorted(cdf[:, b], u[:, b], side="right")
+                      for b in range(w.shape[1])], axis=1)
+    return np.minimum(picks, len(w) - 1)  # u rounded up to cdf[-1]: the last sample
+    # END EXERCISE 15
 
 
 def _chunks(total, size):
@@ -438,12 +480,7 @@ class MIWAE(IWAE):
                     z.append(samples.z.data)
                 w = self_normalised_weights(np.concatenate(log_w))       # (k, B)
                 z = np.concatenate(z)                                    # (k, B, d)
-                # resample: index k with probability w_k, by inverting each column's CDF
-                cdf = np.cumsum(w, axis=0)
-                u = rng.random((n_draws, len(x))) * cdf[-1]
-                picks = np.stack([np.searchsorted(cdf[:, b], u[:, b], side="right")
-                                  for b in range(len(x))], axis=1)       # (n_draws, B)
-                picks = np.minimum(picks, k - 1)
+                picks = resample_indices(w, n_draws, rng)                # (n_draws, B)
                 z_star = z[picks, np.arange(len(x))]                     # (n_draws, B, d)
                 draws = self.observation.distribution(self.decode(_ad.tensor(z_star))).sample(
                     random_state=rng)

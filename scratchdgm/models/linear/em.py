@@ -164,6 +164,7 @@ def e_step(S, W, psi, posterior="exact"):
     ``loglike`` is still the exact log-likelihood; the ELBO is lower by
     :func:`scratchdgm.models.linear.gaussian.mean_field_gap`.
     """
+    # BEGIN EXERCISE 05: M = L L^T, beta, the two averaged moments and the log-likelihood from S
     if posterior not in ("exact", "mean_field"):
         raise ValueError(f"e_step: posterior must be 'exact' or 'mean_field', got {posterior!r}")
     d = W.shape[1]
@@ -181,6 +182,7 @@ def e_step(S, W, psi, posterior="exact"):
     log_det_C = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(psi))
     loglike = -0.5 * (len(psi) * _LOG_2PI + log_det_C + np.sum(residual / psi))
     return Moments(xz, 0.5 * (zz + zz.T), float(loglike))
+    # END EXERCISE 05
 
 
 def m_step(S, moments, *, isotropic=False, min_noise_variance=1e-12):
@@ -218,12 +220,14 @@ def m_step(S, moments, *, isotropic=False, min_noise_variance=1e-12):
     and for PPCA :math:`\sigma^{2,new} = \frac1p \mathrm{tr}(\cdot)` of the same matrix
     (Tipping & Bishop 1999).
     """
+    # BEGIN EXERCISE 05: W_new = xz zz^{-1}, psi_new = diag(S - W_new xz^T), floored
     xz, zz = moments.xz, moments.zz
     W_new = np.linalg.solve(zz, xz.T).T                       # xz zz^{-1} (zz is symmetric)
     psi_new = np.diag(S) - np.einsum("ij,ij->i", W_new, xz)   # diag(S - W_new xz^T)
     if isotropic:
         psi_new = np.full_like(psi_new, psi_new.mean())
     return W_new, np.maximum(psi_new, min_noise_variance)
+    # END EXERCISE 05
 
 
 def loglike(S, W, psi):
