@@ -27,6 +27,9 @@ def test_train_writes_checkpoint_and_metrics(run_dir):
     b = m["test_bounds"]
     assert b["1"] < b["50"]  # L_1 <= L_50, a wide margin on an untrained model
     assert m["test_log_likelihood"] < 0
+    # the report names the data it ran on, in train as in eval
+    assert "data: data=digits, split=test" in m["evaluation_text"]
+    assert "binarised once" in m["evaluation_text"]
 
 
 def test_eval_updates_metrics(run_dir, capsys):
@@ -34,6 +37,7 @@ def test_eval_updates_metrics(run_dir, capsys):
     assert "test log-likelihood" in capsys.readouterr().out
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["eval_k"] == 30
+    assert "data: data=digits, split=test" in m["evaluation_text"]
 
 
 def test_sample_writes_png(run_dir, tmp_path):

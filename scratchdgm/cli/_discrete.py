@@ -17,6 +17,7 @@ from scratchdgm.cli._runs import (
     load_data,
     parse_hidden,
     run_directory,
+    test_data_description,
 )
 
 __all__ = ["configure_discrete_parser", "run_discrete"]
@@ -119,7 +120,8 @@ def run_discrete(args, cls):
         "history": hist, "backend": backend,
     }
     metrics.update(evaluate_or_explain(model, ds["x_test"], where=ckpt, eval_k=args.eval_k,
-                                       x_train=ds["x_train"], seed=args.seed))
+                                       x_train=ds["x_train"], seed=args.seed,
+                                       data_description=test_data_description(args.data, ds)))
     if hasattr(model, "log_px_given_c"):
         # the categorical VAE's likelihood is a finite sum: report the exact value (the
         # importance-sampled one stays in the evaluation report)

@@ -24,7 +24,8 @@ import sys
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "CommandError", "check_backend", "load_data",
            "data_record", "recorded_data", "read_metrics", "run_directory", "parse_hidden",
-           "check_new_or_resumed", "fit_or_explain", "evaluate_model", "evaluate_or_explain"]
+           "check_new_or_resumed", "fit_or_explain", "evaluate_model", "evaluate_or_explain",
+           "test_data_description"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
@@ -72,6 +73,16 @@ def data_record(spec, seed):
     the seed of the synthetic sets, so that ``eval`` can load the same data again; the
     fingerprint of the training data is stored by ``fit`` itself."""
     return {"data": str(spec), "data_seed": int(seed)}
+
+
+def test_data_description(spec, ds):
+    r"""What the evaluation report says of its data: the ``--data`` spec, the split and how the
+    test set was binarised (printed at the head of every ``train`` and ``eval`` report)."""
+    from scratchdgm.data.digits import TEST_BINARIZATION_SEED
+
+    binarisation = (f"the test set binarised once, stochastically (seed {TEST_BINARIZATION_SEED})"
+                    if ds["binary"] else "none (continuous data)")
+    return {"data": str(spec), "split": "test", "binarisation": binarisation}
 
 
 def recorded_data(model, metrics):

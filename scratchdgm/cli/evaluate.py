@@ -50,6 +50,7 @@ def _evaluate(args):
         note,
         read_metrics,
         recorded_data,
+        test_data_description,
         training_fingerprint,
     )
     from scratchdgm.models.deep import load_model
@@ -84,14 +85,9 @@ def _evaluate(args):
         if now != recorded:
             note(f"warning: the data of --data {spec} are not those {ckpt} was trained on "
                  f"(fingerprint {now}, recorded {recorded}): have the files changed?")
-    from scratchdgm.data.digits import TEST_BINARIZATION_SEED
-
-    binarisation = (f"the test set binarised once, stochastically (seed {TEST_BINARIZATION_SEED})"
-                    if ds["binary"] else "none (continuous data)")
     result = evaluate_or_explain(model, ds["x_test"], where=ckpt, eval_k=args.k,
                                  x_train=ds["x_train"], seed=args.seed,
-                                 data_description={"data": args.data or spec, "split": "test",
-                                                   "binarisation": binarisation})
+                                 data_description=test_data_description(args.data or spec, ds))
     units = ("" if result["latent_dim"] is None else
              f"; active units {result['active_units']}/{result['latent_dim']} on the training "
              f"data")

@@ -35,6 +35,7 @@ from scratchdgm.cli._runs import (
     load_data,
     parse_hidden,
     run_directory,
+    test_data_description,
 )
 
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
@@ -238,7 +239,8 @@ def run_vae(args):
         "backend": backend,
     }
     metrics.update(evaluate_or_explain(model, ds["x_test"], where=ckpt, eval_k=args.eval_k,
-                                       x_train=ds["x_train"], seed=args.seed))
+                                       x_train=ds["x_train"], seed=args.seed,
+                                       data_description=test_data_description(args.data, ds)))
     write_json_atomic(os.path.join(out, METRICS_NAME), metrics)
     print(f"{args.model}{' (2 layers)' if layers == 2 else ''} k={model.k} seed={args.seed}: "
           f"test log-likelihood "
