@@ -34,5 +34,9 @@ def test_figures_command_regenerates_a_chosen_folder(tmp_path, capsys):
     assert main(["figures", "--out", str(tmp_path), "--quick", "--only", "autodiff"]) == 0
     assert (tmp_path / "autodiff" / "autodiff_fit.png").stat().st_size > 1000
     assert "autodiff" in (tmp_path / "figures.txt").read_text()
+    # an experiment's figure lands where docs/experiments.md shows it, beside the others
+    assert main(["figures", "--out", str(tmp_path), "--quick", "--only", "monte-carlo"]) == 0
+    assert (tmp_path / "experiments" / "monte-carlo.png").stat().st_size > 1000
+    assert not (tmp_path / "experiments" / "numbers.json").exists()
     assert main(["figures", "--out", str(tmp_path), "--only", "nonsense"]) == 2
     assert "unknown ['nonsense']" in capsys.readouterr().err
