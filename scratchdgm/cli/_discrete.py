@@ -11,13 +11,11 @@ from scratchdgm.cli._runs import (
     CommandError,
     check_backend,
     check_new_or_resumed,
-    data_record,
     evaluate_or_explain,
-    fit_or_explain,
     load_data,
     parse_hidden,
-    run_directory,
     test_data_description,
+    train_run,
 )
 
 __all__ = ["configure_discrete_parser", "run_discrete"]
@@ -100,17 +98,7 @@ def run_discrete(args, cls):
                     backend=backend, **extra)
     except ValueError as exc:  # a setting out of range (e.g. the temperature): say which
         raise CommandError(str(exc)) from None
-    if ds["binary"] is False and model.observation.binary_data:
-        raise CommandError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
-                           f"student_t")
-    # validate the data against the model before creating anything on disk
-    model.check_data(ds["x_train"], "training data", allow_unit_interval=True)
-    model.check_data(ds["x_test"], "test data")
-    with run_directory(out):
-        fit_or_explain(model, ds["x_train"], ckpt=ckpt, out=out, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, X_val=ds["x_test"],
-                       resume=args.resume, progress=not args.no_progress,
-                       random_state=args.seed, metadata=data_record(args.data, args.seed))
+    train_run(model, ds, args, out=out, ckpt=ckpt)
     hist = model.history_
     metrics = {
         "model": args.model, "k": model.k, "data": args.data, "seed": args.seed,

@@ -24,8 +24,8 @@ import sys
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "CommandError", "check_backend", "load_data",
            "data_record", "recorded_data", "read_metrics", "run_directory", "parse_hidden",
-           "check_new_or_resumed", "fit_or_explain", "evaluate_model", "evaluate_or_explain",
-           "test_data_description"]
+           "check_new_or_resumed", "fit_or_explain", "train_run", "evaluate_model",
+           "evaluate_or_explain", "test_data_description"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
@@ -215,6 +215,23 @@ def fit_or_explain(model, x_train, *, ckpt, out, **fit_kwargs):
             note(f"interrupted: {ckpt} holds the last finished epoch; run the same command "
                  f"with --resume to continue")
         raise
+
+
+def train_run(model, ds, args, *, out, ckpt, likelihoods="gaussian or student_t"):
+    r"""What every deep ``train`` family does once its model is built: refuse a binary
+    likelihood on continuous data, validate both splits against the model before anything is
+    written, then :func:`fit_or_explain` into the run directory (checkpointed, resumable, the
+    data recorded by :func:`data_record`). ``args`` holds the common training options
+    (``data``, ``epochs``, ``batch_size``, ``lr``, ``resume``, ``no_progress``, ``seed``)."""
+    if ds["binary"] is False and model.observation.binary_data:
+        raise CommandError(f"--data {args.data} is continuous; choose --likelihood {likelihoods}")
+    model.check_data(ds["x_train"], "training data", allow_unit_interval=True)
+    model.check_data(ds["x_test"], "test data")
+    with run_directory(out):
+        fit_or_explain(model, ds["x_train"], ckpt=ckpt, out=out, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, X_val=ds["x_test"],
+                       resume=args.resume, progress=not args.no_progress,
+                       random_state=args.seed, metadata=data_record(args.data, args.seed))
 
 
 # ------------------------------------------------------------------------------ evaluation

@@ -4,8 +4,8 @@ r"""``scratchdgm train MODEL``: train a model, checkpointing every epoch, then e
 
 ``vae`` and ``iwae`` are defined here. Other model families register in :data:`FAMILIES` a
 module of their own with ``HELP``, ``configure_parser(parser)`` and ``run(args)``, reusing the
-run-directory helpers of :mod:`scratchdgm.cli._runs` (``run_directory``, ``check_new_or_resumed``,
-``load_data``, ``data_record``, ``check_backend``, ``parse_hidden``, ``fit_or_explain``,
+run helpers of :mod:`scratchdgm.cli._runs` (``check_new_or_resumed``, ``load_data``,
+``check_backend``, ``parse_hidden``, ``train_run`` (data checks, run directory, fit),
 ``evaluate_or_explain``, ``CommandError``), as ``run_vae`` below does.
 
 ``--layers 2`` trains the models with two stochastic layers, :class:`~scratchdgm.HierarchicalVAE`
@@ -29,13 +29,11 @@ from scratchdgm.cli._runs import (
     CommandError,
     check_backend,
     check_new_or_resumed,
-    data_record,
     evaluate_or_explain,
-    fit_or_explain,
     load_data,
     parse_hidden,
-    run_directory,
     test_data_description,
+    train_run,
 )
 
 HELP = "train a model (checkpoints every epoch, then metrics.json)"
@@ -214,17 +212,8 @@ def run_vae(args):
         model = cls(ds["x_train"].shape[1], args.latent_dim, hidden, activation=args.activation,
                     likelihood=likelihood, prior=args.prior, k=args.k,
                     dtype=np.dtype(args.dtype), random_state=args.seed, backend=backend)
-    if ds["binary"] is False and model.observation.binary_data:
-        raise CommandError(f"--data {args.data} is continuous; choose --likelihood gaussian or "
-                           f"student_t (or auto)")
-    # validate the data against the model before creating anything on disk
-    model.check_data(ds["x_train"], "training data", allow_unit_interval=True)
-    model.check_data(ds["x_test"], "test data")
-    with run_directory(out):
-        fit_or_explain(model, ds["x_train"], ckpt=ckpt, out=out, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, X_val=ds["x_test"],
-                       resume=args.resume, progress=not args.no_progress,
-                       random_state=args.seed, metadata=data_record(args.data, args.seed))
+    train_run(model, ds, args, out=out, ckpt=ckpt,
+              likelihoods="gaussian or student_t (or auto)")
     hist = model.history_
     metrics = {
         "model": args.model, "layers": layers, "k": model.k, "data": args.data,
