@@ -301,3 +301,18 @@ def test_experiment_that_fails_leaves_no_folder_and_numbers_are_written_whole(
     assert main(["experiment", "fake", "--out", str(out)]) == 0
     assert json.loads((out / "numbers.json").read_text()) == {"x": 1.5}
     assert sorted(os.listdir(out)) == ["numbers.json"]
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    # `scratchdgm experiment --list | head -1`: the pipe closes before we finish writing
+    import subprocess
+    import sys
+
+    code = ("import sys; from scratchdgm.cli import main; sys.exit(main(['experiment', '--list']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Broken pipe" not in err and "Traceback" not in err, err

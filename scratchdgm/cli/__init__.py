@@ -93,6 +93,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"scratchdgm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`scratchdgm experiment --list | head`): nothing is
+        # wrong; point stdout at devnull so that the interpreter's final flush stays quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if not isinstance(exc, user_error_types()) or os.environ.get(
                 "SCRATCHDGM_TRACEBACK", "") not in ("", "0"):
