@@ -215,9 +215,9 @@ class MIWAE(IWAE):
       likelihood problem well posed. On standardised data :math:`10^{-3}` is a thousandth of a
       column's spread, far below any scale the data supports.
 
-    Which to use, as measured (``docs/miwae.md``, 50% MCAR, 3 seeds): on iris the two tie
-    (imputation MSE 0.373 and 0.374), the Gaussian imputes breast cancer (0.267 against 0.295)
-    and the digits (0.562 against 0.828) better. On the digits, whose standardised grey
+    Which to use, as measured (``docs/miwae.md``, 50% MCAR, 5 seeds): on iris the two tie
+    (imputation MSE 0.367 and 0.369), the Gaussian imputes breast cancer (0.256 against 0.277)
+    and the digits (0.516 against 0.848) better. On the digits, whose standardised grey
     levels take a few values, the Student's t's scale shrinks towards its floor around those
     values: the bound keeps rising while the imputations get worse (density spikes on the
     atoms of discrete data; Theis, van den Oord & Bethge 2016 on continuous densities for
