@@ -399,8 +399,11 @@ def squarem(S, W, psi, *, isotropic=False, max_iter=1000, tol=1e-7, min_noise_va
         n_em_steps += 2
         r = np.concatenate([(W1 - W).ravel(), psi1 - psi])
         v = np.concatenate([(W2 - 2 * W1 + W).ravel(), psi2 - 2 * psi1 + psi])
-        norm_v = np.linalg.norm(v)
-        alpha = min(-np.linalg.norm(r) / norm_v, -1.0) if norm_v > 0 else -1.0
+        # alpha = -|r| / |v| (Varadhan & Roland 2008, SqS3), with both norms taken of the
+        # vectors scaled by their largest entry: on badly scaled data |v|^2 overflows
+        scale = max(np.max(np.abs(r)), np.max(np.abs(v)))
+        norm_v = np.linalg.norm(v / scale) if 0 < scale < np.inf else 0.0
+        alpha = min(-np.linalg.norm(r / scale) / norm_v, -1.0) if norm_v > 0 else -1.0
         W_new, psi_new = W2, psi2
         for _ in range(4):  # backtracking towards alpha = -1 (plain EM)
             if alpha > -1.0 - 1e-3:
