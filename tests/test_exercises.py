@@ -394,3 +394,13 @@ def test_with_its_solution_put_back_an_exercise_passes(tmp_path, capsys):
     assert verdicts == {"04": "passed", "05": "passed", "06": "passed", "07": "passed",
                         "11": "passed", "15": "passed", "09": "not attempted"}
     assert code == 1
+
+
+@pytest.mark.parametrize("page", ["01_autodiff_ops.md", "09_logsumexp.md"])
+def test_the_self_check_snippets_of_the_pages_run(page):
+    # the pages show students scratchdgm.testing on their own ops: the code must run as printed
+    text = (ROOT / "exercises" / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, f"{page} shows no self-check"
+    for block in blocks:
+        exec(compile(block, page, "exec"), {})
