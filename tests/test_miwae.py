@@ -326,3 +326,10 @@ def test_mcar_mask_rate_and_no_empty_rows():
     assert abs(mask.mean() - (0.5 - 1 / 64)) < 0.01
     raw = mcar_mask((4000, 4), 0.5, 0, keep_one_per_row=False)
     assert abs(raw.mean() - 0.5) < 0.01 and raw.all(axis=1).any()
+
+
+def test_another_proposal_is_refused_clearly():
+    model = sd.MIWAE(4, latent_dim=2, hidden=(8,), random_state=0)
+    x = np.array([[0.1, np.nan, 0.3, -1.0]])
+    with pytest.raises(ValueError, match="only the encoder's proposal"):
+        model.weighted_samples(x, 2, np.random.default_rng(0), q=model.encode(np.zeros((1, 4))))

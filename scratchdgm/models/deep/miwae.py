@@ -267,7 +267,7 @@ class MIWAE(IWAE):
         log_w = log_px_obs + self.prior.log_prob(z) - q.log_prob(z)  # (k, B)
         return WeightedSamples(log_w, log_px_obs, q, z), eta
 
-    def weighted_samples(self, x, k, rng, observed=None):
+    def weighted_samples(self, x, k, rng, observed=None, q=None):
         r"""K reparametrised samples per point and their log-weights, from the observed entries
         only (differentiable).
 
@@ -280,6 +280,9 @@ class MIWAE(IWAE):
         observed : ndarray of bool, shape (B, p), optional
             True where observed (default: where ``x`` is not NaN); entries it marks missing are
             ignored whatever their value.
+        q : None
+            The VAE's argument for another proposal; MIWAE's proposal reads the zero-imputed
+            data with its mask, so only its own (None) is accepted.
 
         Returns
         -------
@@ -294,6 +297,9 @@ class MIWAE(IWAE):
             \log w_{ik} = \sum_{j : m_{ij} = 1} \log \Phi(x_{ij} \mid f_\theta(z_{ik})_j)
             + \log p(z_{ik}) - \log q_\gamma(z_{ik} \mid \iota(x_i)).
         """
+        if q is not None:
+            raise ValueError("MIWAE.weighted_samples: only the encoder's proposal q(z | x_obs) "
+                             "is supported (q must be None)")
         return self._forward(x, k, rng, observed)[0]
 
     # -- the public boundary ----------------------------------------------------------------

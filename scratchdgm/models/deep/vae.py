@@ -328,13 +328,6 @@ class VAE(_persistence.SaveLoadMixin, Module):
             log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
         return _ad.tensor(log_px + log_pz - log_qz)                  # as in weighted_samples
 
-    def _weighted_samples(self, x, k, rng, q):
-        # a proposal is passed on only when one is given: subclasses with a joint of their own
-        # (MIWAE's mask, a second stochastic layer) define weighted_samples without it
-        if q is None:
-            return self.weighted_samples(x, k, rng)
-        return self.weighted_samples(x, k, rng, q=q)
-
     def batch_bound(self, x, k, rng, q=None):
         r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
         :math:`\hat{\mathcal L}_1` with ``k`` samples, the KL in closed form when ``kl`` allows
@@ -342,7 +335,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
         (:func:`~scratchdgm.models.deep.bounds.elbo_monte_carlo` of
         :func:`~scratchdgm.models.deep.bounds.kl_weighted_log_weights`), weighted by ``beta``. ``q``:
         a proposal other than the encoder's (see :meth:`weighted_samples`)."""
-        s = self._weighted_samples(x, k, rng, q)
+        s = self.weighted_samples(x, k, rng, q=q)
         if self.kl == "analytic" or (self.kl == "auto" and self.prior.has_analytic_kl):
             return _bounds.elbo_analytic_kl(s.log_px_given_z, self.prior.kl(s.q),
                                             beta=self.beta)
@@ -607,5 +600,5 @@ class IWAE(VAE):
     def batch_bound(self, x, k, rng, q=None):
         r""":math:`\hat{\mathcal L}_K` of each point of a minibatch, K = ``k``, shape (B,);
         ``q`` as in :meth:`VAE.weighted_samples`."""
-        return _bounds.iwae_bound(self._weighted_samples(x, k, rng, q).log_w,
+        return _bounds.iwae_bound(self.weighted_samples(x, k, rng, q=q).log_w,
                                   backend=self.backend)
