@@ -48,11 +48,19 @@ def test_iwae_step_table_for_several_backends(capsys):
 @pytest.mark.slow
 @compiled
 def test_logsumexp_json_reports_bandwidth_and_scipy_ratio(capsys):
-    out = _json(capsys, ["bench", "logsumexp", "--repeats", "1", "--json"])
-    assert [(r["K"], r["B"]) for r in out["results"]] == [(50, 200_000), (5000, 2000)]
+    out = _json(capsys, ["bench", "logsumexp", "--repeats", "1", "--threads", "2", "1",
+                         "--json"])
+    assert out["threads"] == [1, 2]
+    assert [(r["threads"], r["K"], r["B"]) for r in out["results"]] == [
+        (1, 50, 200_000), (1, 5000, 2000), (2, 50, 200_000), (2, 5000, 2000)]
     for r in out["results"]:
         assert r["numba_gbs"] > 0 and r["read_bandwidth_gbs"] > 0 and r["x_scipy"] > 0
         assert r["max_abs_diff_vs_scipy"] < 1e-10  # the kernel computes the same thing
+        # the ceiling and the fractions are the measured figures, related as printed
+        assert r["exp_ceiling_gbs"] > 0
+        assert r["fraction_of_ceiling"] == pytest.approx(r["numba_gbs"] / r["exp_ceiling_gbs"])
+        assert r["ceiling_fraction_of_bandwidth"] == pytest.approx(
+            r["exp_ceiling_gbs"] / r["read_bandwidth_gbs"])
 
 
 @pytest.mark.parametrize("argv, match", [
