@@ -137,6 +137,17 @@ def measure(args):
             torch_mod = None
             print("(torch is not importable: the PyTorch peer is skipped)", file=sys.stderr)
 
+    # As in fit: freed memory is kept for the next step (scratchdgm.memory). The setting is
+    # the process's, so the peer, run in this process, gets it too.
+    from scratchdgm.memory import reuse_freed_memory
+
+    with reuse_freed_memory() as kept:
+        rows = _measure_steps(args, backends, torch_mod)
+    return {"machine": machine_info(args.threads), "results": rows,
+            "has_torch": torch_mod is not None, "freed_memory_kept": kept}
+
+
+def _measure_steps(args, backends, torch_mod):
     rows = []
     # interleave in rounds of `chunk` steps, so that both sides see the same machine load
     chunk = 10
@@ -181,9 +192,7 @@ def measure(args):
                 row["ratio_to_torch_ftz"] = med[b] / med["torch-ftz"]
             rows.append(row)
     bar.close()
-
-    return {"machine": machine_info(args.threads), "results": rows,
-            "has_torch": torch_mod is not None}
+    return rows
 
 
 def summary_rows(out):
@@ -237,6 +246,9 @@ def report(out, args):
     print(table(headers, lines))
     print("(1st step: the first step of a fresh model; for numba in a fresh process it includes "
           "compiling the kernels)")
+    if out.get("freed_memory_kept"):
+        print("(freed memory kept for the next step, as fit does -- scratchdgm.memory -- for "
+              "every column: the setting is the process's)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ a new Python process on ``--threads`` threads (default 1), timed from its start 
 * ours, **first run after installation**: an empty kernel cache (a new ``SCRATCHDGM_CACHE_DIR``),
   so the kernels compile;
 * ours, **later runs**: the same cache, now filled (the second run of the same command);
-* PyTorch.
+* PyTorch, as its users run it: with the C library's default allocator settings. Ours keeps
+  freed memory for the next step (:mod:`scratchdgm.memory`, part of ``fit``); PyTorch's steps
+  gain from the same setting too (``scratchdgm bench iwae-step`` runs both with it, in one
+  process), but a PyTorch user does not get it by default, so the peer here runs without it.
 
 Every run reports its phases: ``import`` (the rest of the process's time: interpreter start,
 imports, exit), ``data``,
@@ -291,6 +294,8 @@ def report(out, args):
     print("(phases in seconds; total from the process's launch to its exit, import = the rest: "
           "interpreter start, imports, exit; compile is Numba's, the loading of cached kernels "
           "is part of steps)")
+    print("(PyTorch with the C library's default allocator settings, as its users run it; ours "
+          "keeps freed memory for the next step, as fit does: scratchdgm.memory)")
 
 
 if __name__ == "__main__":

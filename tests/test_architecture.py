@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: layer -> (module prefixes in it, layers it may import besides itself)
 LAYERS = {
     "base": (["scratchdgm.validation", "scratchdgm.numerics", "scratchdgm.threads",
-              "scratchdgm.progress"], []),
+              "scratchdgm.progress", "scratchdgm.memory"], []),
     "kernels": (["scratchdgm.kernels"], ["base"]),
     "backend": (["scratchdgm.backend"], ["base", "kernels"]),
     "autodiff": (["scratchdgm.autodiff"], ["base", "kernels", "backend"]),

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from scratchdgm import autodiff as _ad
+from scratchdgm.memory import reuse_freed_memory
 from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.progress import progress as _progress
 from scratchdgm.threads import (
@@ -78,7 +79,7 @@ def _map_blocks(work, n_blocks, n_jobs, done=None):
             return work(b)
 
     out = []
-    with _ad.no_grad(), blas_threads(1):
+    with _ad.no_grad(), blas_threads(1), reuse_freed_memory():
         if n_jobs == 1 or n_blocks == 1:
             results = map(run, range(n_blocks))
             pool = None
