@@ -32,7 +32,7 @@ HELP = "every figure of issue 14 in one table, written to docs/benchmarks.md"
 
 #: name -> (module, arguments of the full protocol, arguments of --quick)
 PROTOCOLS = {
-    "train": ("scratchdgm.benchmarks.train", [],
+    "train": ("scratchdgm.benchmarks.train", ["--repeats", "3"],
               ["--k", "5", "--n-train", "200", "--n-val", "20", "--eval-n", "2",
                "--eval-k", "100"]),
     "eval": ("scratchdgm.benchmarks.eval", [],

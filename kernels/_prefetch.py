@@ -2,10 +2,11 @@ r"""Software prefetch for the Numba kernels: ``prefetch(row, j)`` asks for ``row
 
 Why: the log-sum-exp over K reads a (K, B) array once, spending ~20 vector instructions per
 8 elements on the exponential. With that much arithmetic in the loop the hardware prefetcher
-alone does not keep enough memory requests in flight: the kernel ran at 5.8 GB/s of the
-machine's 16 GB/s one-core read bandwidth. Asking for the rows a few iterations ahead
-(``llvm.prefetch``, which compiles to one ``prefetcht0`` instruction per cache line) brings it
-to about 10 GB/s -- see :func:`scratchdgm.kernels.cpu.logsumexp`.
+alone does not keep enough memory requests in flight: on the project's first host (16 GB/s of
+one-core read bandwidth) the kernel ran at 5.8 GB/s. Asking for the rows a few iterations ahead
+(``llvm.prefetch``, which compiles to one ``prefetcht0`` instruction per cache line) brought it
+to about 10 GB/s -- see :func:`scratchdgm.kernels.cpu.logsumexp`. (On the present host, with
+25-30 GB/s, the exponential's arithmetic is the limit: ``scratchdgm bench logsumexp``.)
 
 A prefetch is only a hint: it never faults, never changes a result, and the kernels are
 correct without it. Under ``NUMBA_DISABLE_JIT=1`` it is a Python function that does nothing.

@@ -169,3 +169,26 @@ def test_gpu_benchmark_covers_every_kernel():
 
     for small in (False, True):
         assert [c[0] for c in gpu.cases(small)] == list(KERNEL_NAMES)
+
+
+def test_train_repeats_report_the_run_of_median_total(capsys):
+    """--repeats N keeps one real run per row (its phases add up), the one of median total,
+    and lists every round's total."""
+    import argparse
+
+    from scratchdgm.benchmarks import train
+
+    def run(total):
+        phases = dict(zip(train.PHASES, (total / 6.0,) * 6))
+        return dict(phases, total=total, test_log_likelihood=-100.0)
+
+    assert train._median_run([run(3.0), run(1.0), run(2.0)])["total"] == 2.0
+    assert train._median_run([run(4.0), run(1.0), run(3.0), run(2.0)])["total"] == 3.0
+    out = {"settings": {"epochs": 1, "n_train": 10, "n_val": 2, "eval_n": 2, "eval_k": 5,
+                        "threads": 1, "repeats": 3, "data": "generated"},
+           "results": [{"k": 5, "cold": run(2.0), "cold_totals": [3.0, 1.0, 2.0],
+                        "warm": run(1.5), "warm_totals": [1.5, 1.4, 1.6]}]}
+    train.report(out, argparse.Namespace(threads=1))
+    text = capsys.readouterr().out
+    assert "3 interleaved rounds" in text and "all totals" in text
+    assert "3.0 1.0 2.0" in text and "1.5 1.4 1.6" in text
