@@ -9,8 +9,9 @@ reference, against, measured in the same run:
   rows per thread);
 * the **exponential's ceiling**: the kernel's inner loop -- ``s[j] += exp(min(a[j] - shift[j],
   hi))``, the same vectorised exponential (:func:`scratchdgm.kernels._vmath.vexp_nonpos`) --
-  run over 4 KiB that stay in the L1 cache, so that memory costs nothing: the most GB/s the
-  log-sum-exp could reach on ``--threads`` cores if every load were free. When this ceiling
+  run over an input of 4 KiB per thread that stays in the L1 cache (with its shifts and sums,
+  12 KiB), so that memory costs nothing: the most GB/s the log-sum-exp could reach on
+  ``--threads`` cores if every load were free. It is timed in the same rounds as the kernel. When this ceiling
   is below the bandwidth, the kernel is bound by arithmetic, not by memory.
 
 Goal (issue 14): at least 10x SciPy and 60% of the bandwidth, or a measured explanation of why
@@ -70,23 +71,23 @@ def _ceiling_kernel():
     return sweeps
 
 
-def exp_ceiling_gbs(threads, repeats=5):
-    """GB/s of the kernel's inner loop when its input is in L1 (arithmetic only), on
-    ``threads`` threads (best of ``repeats``)."""
-    import numpy as np
+class _Ceiling:
+    """The kernel's inner loop on L1-resident data (arithmetic only), on ``threads`` threads:
+    call it to time one run; :attr:`bytes` is what one run reads."""
 
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((threads, CEILING_ENTRIES)) * 3.0
-    sh = a[:, :1] + np.zeros_like(a)
-    s = np.zeros_like(a)
-    sweeps = _ceiling_kernel()
-    sweeps(a, sh, s, 700.0, 1)  # compile
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sweeps(a, sh, s, 700.0, CEILING_SWEEPS)
-        best = min(best, time.perf_counter() - t0)
-    return a.nbytes * CEILING_SWEEPS / best / 1e9
+    def __init__(self, threads):
+        import numpy as np
+
+        rng = np.random.default_rng(1)
+        self.a = rng.standard_normal((threads, CEILING_ENTRIES)) * 3.0
+        self.sh = self.a[:, :1] + np.zeros_like(self.a)
+        self.s = np.zeros_like(self.a)
+        self.sweeps = _ceiling_kernel()
+        self.sweeps(self.a, self.sh, self.s, 700.0, 1)  # compile
+        self.bytes = self.a.nbytes * CEILING_SWEEPS
+
+    def __call__(self):
+        self.sweeps(self.a, self.sh, self.s, 700.0, CEILING_SWEEPS)
 
 
 def _threaded_sum(a, threads, pool):
@@ -133,7 +134,7 @@ def _measure_on(threads, repeats):
 
     _ctx = limit_threads(threads)  # noqa: F841 (kept alive for the run)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
-    ceiling = exp_ceiling_gbs(threads)
+    ceiling = _Ceiling(threads)
     rng = np.random.default_rng(0)
     results = []
     cases = [(50, 200_000), (5000, 2000)]
@@ -144,11 +145,12 @@ def _measure_on(threads, repeats):
         a = rng.standard_normal((K, B)) * 3.0
         cpu.logsumexp(a)  # compile outside the timing
         gb = a.nbytes / 1e9
-        # Interleave the four measurements so that a noisy neighbour affects all alike.
-        t = {"numba": [], "scipy": [], "numpy": [], "bandwidth": []}
+        # Interleave the five measurements so that a noisy neighbour (or a change of clock
+        # speed) affects all alike.
+        t = {"numba": [], "scipy": [], "numpy": [], "bandwidth": [], "ceiling": []}
         fns = {"numba": lambda: cpu.logsumexp(a), "scipy": lambda: scipy_lse(a, axis=0),
                "numpy": lambda: reference.logsumexp(a),
-               "bandwidth": lambda: _threaded_sum(a, threads, pool)}
+               "bandwidth": lambda: _threaded_sum(a, threads, pool), "ceiling": ceiling}
         for fn in fns.values():
             fn()
         for _ in range(repeats):
@@ -164,14 +166,15 @@ def _measure_on(threads, repeats):
         med = {k: statistics.median(v) for k, v in t.items()}
         err = float(np.max(np.abs(cpu.logsumexp(a) - scipy_lse(a, axis=0))))
         bw = gb / med["bandwidth"]
+        ceiling_gbs = ceiling.bytes / 1e9 / med["ceiling"]
         results.append({
             "K": K, "B": B, "threads": threads, "bytes": a.nbytes,
             "numba_gbs": gb / med["numba"], "scipy_gbs": gb / med["scipy"],
             "numpy_gbs": gb / med["numpy"], "read_bandwidth_gbs": bw,
             "x_scipy": med["scipy"] / med["numba"],
             "fraction_of_bandwidth": (gb / med["numba"]) / bw,
-            "exp_ceiling_gbs": ceiling, "ceiling_fraction_of_bandwidth": ceiling / bw,
-            "fraction_of_ceiling": (gb / med["numba"]) / ceiling,
+            "exp_ceiling_gbs": ceiling_gbs, "ceiling_fraction_of_bandwidth": ceiling_gbs / bw,
+            "fraction_of_ceiling": (gb / med["numba"]) / ceiling_gbs,
             "numba_seconds": med["numba"], "max_abs_diff_vs_scipy": err,
         })
     bar.close()
