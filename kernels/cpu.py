@@ -5,8 +5,9 @@ module for the mathematics); this one makes them fast:
 
 * **log-sum-exp over K** -- one read of the array from memory. It is bound by the arithmetic of
   its exponentials, not by memory: ``scratchdgm bench logsumexp`` measures the same inner loop
-  on data held in the L1 cache at 14 GB/s on one core here (47-50% of the 25-30 GB/s read
-  bandwidth), and the kernel at 55-65% of that ceiling (7.7-8.6 GB/s). Each column is shifted by its *first* entry
+  on data held in the L1 cache at 10-14 GB/s on one core here, depending on the host's clock
+  (37-50% of the 24-30 GB/s read bandwidth), and the kernel at 55-73% of that ceiling
+  (6.4-8.6 GB/s). Each column is shifted by its *first* entry
   instead of its maximum: then no pass is needed to find the maximum first, and the sum
   :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its first term is 1) keeps full relative
   precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents
