@@ -21,6 +21,7 @@ the ceiling on as many threads as the kernel.
 Run ``scratchdgm bench logsumexp [--repeats 7] [--threads 1 2] [--json]``.
 """
 
+import functools
 import statistics
 import sys
 import time
@@ -34,7 +35,7 @@ from scratchdgm.benchmarks.common import (
 )
 from scratchdgm.progress import progress
 
-HELP = "log-sum-exp over K: GB/s against scipy and the read bandwidth"
+HELP = "log-sum-exp over K: GB/s against scipy, the read bandwidth and the exp's ceiling"
 
 
 def configure_parser(p):
@@ -51,8 +52,10 @@ CEILING_ENTRIES = 512
 CEILING_SWEEPS = 4000
 
 
+@functools.lru_cache(maxsize=None)
 def _ceiling_kernel():
-    """The log-sum-exp's inner loop on in-cache arrays, repeated (compiled on first use)."""
+    """The log-sum-exp's inner loop on in-cache arrays, repeated (compiled on first use, once
+    per process)."""
     from numba import njit, prange
 
     from scratchdgm.kernels._vmath import vexp_nonpos
@@ -110,11 +113,12 @@ def _thread_counts(args):
 def measure(args):
     """Run the protocol; returns a dict (machine, thread counts, one result per thread count
     and shape)."""
+    counts = _thread_counts(args)
     results = []
-    for threads in _thread_counts(args):
+    for threads in counts:
         results += _measure_on(threads, args.repeats)
-    return {"machine": machine_info(max(_thread_counts(args))),
-            "threads": _thread_counts(args), "wide_vectors": _wide_vectors(),
+    return {"machine": machine_info(max(counts)), "threads": counts,
+            "wide_vectors": _wide_vectors(),
             "results": results}
 
 
