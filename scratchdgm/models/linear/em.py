@@ -47,11 +47,12 @@ McLachlan, G. J. and Krishnan, T. (2008). The EM Algorithm and Extensions, 2nd e
 (Aitken's acceleration, used here only to decide when to stop).
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from scratchdgm.models.linear._linalg import chol_solve, cholesky_geq_identity
+from scratchdgm.models.linear._linalg import chol_solve, cholesky_geq_identity, identity, spd_solve
 
 __all__ = ["Moments", "EMResult", "e_step", "m_step", "loglike", "em", "squarem"]
 
@@ -169,18 +170,20 @@ def e_step(S, W, psi, posterior="exact"):
         raise ValueError(f"e_step: posterior must be 'exact' or 'mean_field', got {posterior!r}")
     d = W.shape[1]
     W_over_psi = W / psi[:, None]                          # Psi^{-1} W
-    L = cholesky_geq_identity(np.eye(d) + W.T @ W_over_psi)   # M = L L^T
+    M = W.T @ W_over_psi
+    M.flat[::d + 1] += 1.0                                 # M = I + W^T Psi^{-1} W
+    L = cholesky_geq_identity(M)                           # M = L L^T
     beta = chol_solve(L, W_over_psi.T)                     # (d, p): E[z | x] = beta (x - mu)
     xz = S @ beta.T                                        # (1/n) sum_i x_i E[z_i]^T
     if posterior == "exact":
-        cov = chol_solve(L, np.eye(d))                     # M^{-1}
+        cov = chol_solve(L, identity(d))                   # M^{-1}
     else:
-        M_diag = 1.0 + np.einsum("pj,pj->j", W, W_over_psi)  # M_jj = 1 + sum_p W_pj^2 / psi_p
+        M_diag = 1.0 + (W * W_over_psi).sum(axis=0)        # M_jj = 1 + sum_p W_pj^2 / psi_p
         cov = np.diag(1.0 / M_diag)
     zz = cov + beta @ xz                                   # (1/n) sum_i E[z_i z_i^T]
-    residual = np.diag(S) - np.einsum("ij,ij->i", W, xz)   # diag(S - W beta S)
-    log_det_C = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(psi))
-    loglike = -0.5 * (len(psi) * _LOG_2PI + log_det_C + np.sum(residual / psi))
+    residual = S.diagonal() - (W * xz).sum(axis=1)         # diag(S - W beta S)
+    log_det_C = 2.0 * np.log(L.diagonal()).sum() + np.log(psi).sum()
+    loglike = -0.5 * (len(psi) * _LOG_2PI + log_det_C + (residual / psi).sum())
     return Moments(xz, 0.5 * (zz + zz.T), float(loglike))
     # END EXERCISE 05
 
@@ -222,8 +225,8 @@ def m_step(S, moments, *, isotropic=False, min_noise_variance=1e-12):
     """
     # BEGIN EXERCISE 05: W_new = xz zz^{-1}, psi_new = diag(S - W_new xz^T), floored
     xz, zz = moments.xz, moments.zz
-    W_new = np.linalg.solve(zz, xz.T).T                       # xz zz^{-1} (zz is symmetric)
-    psi_new = np.diag(S) - np.einsum("ij,ij->i", W_new, xz)   # diag(S - W_new xz^T)
+    W_new = spd_solve(zz, xz.T).T                             # xz zz^{-1} (zz is SPD)
+    psi_new = S.diagonal() - (W_new * xz).sum(axis=1)         # diag(S - W_new xz^T)
     if isotropic:
         psi_new = np.full_like(psi_new, psi_new.mean())
     return W_new, np.maximum(psi_new, min_noise_variance)
@@ -279,6 +282,11 @@ def _start(S, W, psi, min_noise_variance):
     W = np.asarray(W, dtype=np.float64)
     psi = np.maximum(np.asarray(psi, dtype=np.float64), min_noise_variance)
     return S, np.diag(S).copy(), W, psi
+
+
+def _norm(v):
+    """The Euclidean norm of a vector (``np.linalg.norm`` without its dispatch)."""
+    return math.sqrt(v @ v)
 
 
 def _check_finite(ll):
@@ -401,9 +409,9 @@ def squarem(S, W, psi, *, isotropic=False, max_iter=1000, tol=1e-7, min_noise_va
         v = np.concatenate([(W2 - 2 * W1 + W).ravel(), psi2 - 2 * psi1 + psi])
         # alpha = -|r| / |v| (Varadhan & Roland 2008, SqS3), with both norms taken of the
         # vectors scaled by their largest entry: on badly scaled data |v|^2 overflows
-        scale = max(np.max(np.abs(r)), np.max(np.abs(v)))
-        norm_v = np.linalg.norm(v / scale) if 0 < scale < np.inf else 0.0
-        alpha = min(-np.linalg.norm(r / scale) / norm_v, -1.0) if norm_v > 0 else -1.0
+        scale = max(np.abs(r).max(), np.abs(v).max())
+        norm_v = _norm(v / scale) if 0 < scale < np.inf else 0.0
+        alpha = min(-_norm(r / scale) / norm_v, -1.0) if norm_v > 0 else -1.0
         W_new, psi_new = W2, psi2
         for _ in range(4):  # backtracking towards alpha = -1 (plain EM)
             if alpha > -1.0 - 1e-3:
