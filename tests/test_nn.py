@@ -440,6 +440,32 @@ def test_mlp_parameter_count_and_output_shape(sizes, seed):
     assert net(np.zeros((2, sizes[0]))).shape == (2, sizes[-1])
 
 
+@given(sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+       lead=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+       activation=st.sampled_from(["tanh", "relu", "sigmoid", "softplus"]),
+       output_activation=st.sampled_from([None, "sigmoid"]),
+       backend=st.sampled_from(["numpy", "numba"]),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**32 - 1))
+def test_mlp_forward_arrays_equals_forward(sizes, lead, activation, output_activation,
+                                           backend, dtype, seed):
+    # every path of forward_arrays: fused and unfused activations (softplus goes through
+    # forward), an affine last layer that widens (its bias inside the product) or not
+    r = np.random.default_rng(seed)
+    net = nn.MLP(sizes, activation, rng=r, dtype=dtype, output_activation=output_activation,
+                 backend=backend)
+    for layer in net.layers:                   # nonzero biases, or the bias path goes unseen
+        layer.bias.data[...] = r.normal(0.0, 1.0, layer.bias.shape)
+    x = r.standard_normal((*lead, sizes[0])).astype(dtype)
+    got = net.forward_arrays(x)
+    assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
+    assert got.shape == (*lead, sizes[-1])
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, net(x).data, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(net.forward_arrays(sd.tensor(x)), got)
+    with pytest.raises(ValueError, match="expected shape"):
+        net.forward_arrays(np.zeros((2, sizes[0] + 1), dtype))
+
+
 # ------------------------------------------------------------------ the demo built on nn + optim
 
 

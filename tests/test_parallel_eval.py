@@ -42,6 +42,42 @@ def test_graph_free_log_weights_equal_the_differentiable_ones(likelihood, dtype,
     np.testing.assert_allclose(without.data, with_graph.data, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_graph_free_decoding_equals_decode_then_log_prob_with_trained_biases(backend, dtype):
+    # the graph-free path adds the output bias inside the matrix product ([h, 1] [W; b]):
+    # with the zero biases of a fresh model that would go unchecked, so set them
+    rng = np.random.default_rng(2)
+    model = sd.IWAE(64, latent_dim=3, hidden=(16, 8), k=5, random_state=0, dtype=dtype,
+                    backend=backend)
+    for layer in model.decoder.layers:
+        layer.bias.data[...] = rng.normal(0.0, 2.0, layer.bias.shape)
+    x = (rng.random((5, 64)) < 0.3).astype(dtype)
+    z = rng.standard_normal((7, 5, 3)).astype(dtype)
+    with sd.no_grad():
+        block_log_px = model._graph_free_log_px(x)
+        assert block_log_px is not None          # the fast path is taken for this model
+        want = model.observation.log_prob(x, model.decode(z)).data
+        got = block_log_px(z)
+    assert got.shape == want.shape == (7, 5) and got.dtype == np.dtype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_graph_free_decoding_is_left_to_the_general_path_where_it_does_not_apply():
+    rng = np.random.default_rng(3)
+    x = (rng.random((4, 64)) < 0.3).astype(np.float64)
+    bernoulli = sd.IWAE(64, latent_dim=3, hidden=(16,), k=5, random_state=0)
+    gaussian = sd.IWAE(64, latent_dim=3, hidden=(16,), k=5, random_state=0,
+                       likelihood="gaussian:learned")
+    assert bernoulli._graph_free_log_px(x) is not None
+    assert gaussian._graph_free_log_px(x) is None
+    # data that is not binary takes decode() and the observation model, which say what is wrong
+    assert bernoulli._graph_free_log_px(x * 0.5) is None
+    with sd.no_grad(), pytest.raises(ValueError, match="binary"):
+        bernoulli.log_weights(x * 0.5, 3, np.random.default_rng(0))
+
+
 @pytest.mark.parametrize("n_jobs", [2, 3])
 def test_estimates_do_not_depend_on_the_number_of_threads(model_and_data, n_jobs):
     model, x = model_and_data

@@ -26,9 +26,9 @@ column-vector :math:`W z + b`, and no transpose in the graph.
 
 import numpy as np
 
-from scratchdgm.autodiff import Tensor
+from scratchdgm.autodiff import Tensor, no_grad
 from scratchdgm.autodiff import fused as _fused
-from scratchdgm.backend import resolve_backend
+from scratchdgm.backend import get_kernels, resolve_backend
 from scratchdgm.nn import init
 from scratchdgm.nn.module import Module, ModuleList, Parameter
 from scratchdgm.validation import check_float_dtype, check_positive_int, check_rng
@@ -44,6 +44,11 @@ def _check_input(x, in_features, where):
     if x.ndim == 0 or x.shape[-1] != in_features:
         raise ValueError(f"{where}: input has shape {tuple(x.shape)}; expected shape "
                          f"(..., {in_features}) (last axis = in_features)")
+
+
+def _array(parameter):
+    """A parameter's array, or None for a layer without one."""
+    return None if parameter is None else parameter.data
 
 
 class Linear(Module):
@@ -289,6 +294,46 @@ class MLP(Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def forward_arrays(self, x):
+        r"""The network on an array without recording a graph, for evaluation: an ndarray of
+        shape (..., sizes[-1]), equal to ``forward(x).data`` up to rounding.
+
+        Each layer is one call of the backend's fused ``linear`` kernel
+        (:func:`scratchdgm.kernels.reference.linear`) on plain arrays, without the Tensor
+        bookkeeping of :meth:`forward`, which costs more than the arithmetic on small blocks.
+        When the last layer is affine and wider than its input (a decoder's output), its bias
+        goes inside the matrix product, :math:`[a_{L-1}, 1] \begin{bmatrix} W_L \\ b_L
+        \end{bmatrix}`: copying :math:`a_{L-1}` costs less than a pass adding :math:`b_L` to
+        the wider output. A layer whose activation the kernels do not fuse sends the whole
+        network through :meth:`forward` (without gradients).
+
+        Parameters
+        ----------
+        x : ndarray or Tensor, shape (..., sizes[0])
+
+        Returns
+        -------
+        ndarray, shape (..., sizes[-1])
+        """
+        _check_input(x, self.sizes[0], "MLP")
+        x = x.data if isinstance(x, Tensor) else x
+        layers = list(self.layers)
+        if any(layer.activation not in (None, *_fused.ACTIVATIONS) for layer in layers):
+            with no_grad():
+                return self.forward(x).data
+        lead = x.shape[:-1]
+        h = x.reshape(-1, x.shape[-1])
+        *hidden, last = layers
+        for layer in hidden:
+            h = get_kernels(layer.backend).linear(h, layer.weight.data, _array(layer.bias),
+                                                  layer.activation)
+        W, b = last.weight.data, _array(last.bias)
+        if b is not None and last.activation is None and W.shape[0] < W.shape[1]:
+            h = np.concatenate([h, np.ones((len(h), 1), h.dtype)], axis=1)
+            W, b = np.concatenate([W, b[None, :]]), None
+        h = get_kernels(last.backend).linear(h, W, b, last.activation)
+        return h.reshape(*lead, h.shape[-1])
 
     def extra_repr(self):
         return f"sizes={self.sizes}, activation={self.activation!r}"

