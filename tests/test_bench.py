@@ -61,6 +61,10 @@ def test_logsumexp_json_reports_bandwidth_and_scipy_ratio(capsys):
         assert r["fraction_of_ceiling"] == pytest.approx(r["numba_gbs"] / r["exp_ceiling_gbs"])
         assert r["ceiling_fraction_of_bandwidth"] == pytest.approx(
             r["exp_ceiling_gbs"] / r["read_bandwidth_gbs"])
+        assert r["no_overlap_gbs"] == pytest.approx(
+            1 / (1 / r["exp_ceiling_gbs"] + 1 / r["read_bandwidth_gbs"]))
+        assert r["no_overlap_gbs"] < min(r["exp_ceiling_gbs"], r["read_bandwidth_gbs"])
+        assert r["fraction_of_no_overlap"] == pytest.approx(r["numba_gbs"] / r["no_overlap_gbs"])
 
 
 @pytest.mark.parametrize("argv, match", [
