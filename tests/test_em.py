@@ -178,3 +178,20 @@ def test_plain_em_is_still_available_and_agrees():
 def test_bad_algorithm_is_a_clear_error():
     with pytest.raises(ValueError, match="algorithm must be 'squarem' or 'em'"):
         FactorAnalysis(1, algorithm="ecme").fit(np.random.default_rng(0).standard_normal((9, 3)))
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 6))
+def test_spd_solve_is_the_solve_and_falls_back_on_an_indefinite_matrix(seed, d):
+    from scratchdgm.models.linear._linalg import identity, spd_solve
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((d, d))
+    B = rng.standard_normal((d, 3))
+    spd = A @ A.T + d * np.eye(d)
+    np.testing.assert_allclose(spd_solve(spd, B), np.linalg.solve(spd, B), rtol=1e-10,
+                               atol=1e-12)
+    # not positive definite: the Cholesky solve fails, np.linalg.solve takes over
+    indefinite = spd - (np.linalg.eigvalsh(spd).max() + 1.0) * np.eye(d)
+    np.testing.assert_allclose(spd_solve(indefinite, B), np.linalg.solve(indefinite, B),
+                               rtol=1e-10, atol=1e-12)
+    assert np.array_equal(identity(d), np.eye(d)) and not identity(d).flags.writeable
