@@ -5,8 +5,9 @@ One training step (forward, backward, Adam update) of the IWAE paper's architect
 batch 20, at K = 1, 5, 50, on the backends asked for and, when torch is importable, in PyTorch
 on the same number of threads, interleaved in the same process, with the ratio. The step is that
 of :class:`scratchdgm.IWAE` (``objective(x, k, rng)``, ``backward``, :class:`scratchdgm.optim.Adam`
-on the model's backend), i.e. what users train. Median over ``--steps`` steps after warm-up.
-PyTorch is an optional peer: without it the table has our columns only.
+on the model's backend, the compiled kernels serial as in ``fit``), i.e. what users train.
+Median over ``--steps`` steps after warm-up. PyTorch is an optional peer: without it the table
+has our columns only.
 Run ``scratchdgm bench iwae-step [--k 1 5 50] [--threads 1] [--dtype float32]``.
 """
 
@@ -52,6 +53,7 @@ def _our_step(backend, k, batch, dtype, seed=0):
 
     from scratchdgm.models.deep import IWAE
     from scratchdgm.optim import Adam
+    from scratchdgm.threads import kernel_threads
 
     model = IWAE(ARCH["input_dim"], latent_dim=ARCH["latent_dim"], hidden=ARCH["hidden"],
                  k=k, dtype=dtype, random_state=seed, backend=backend)
@@ -62,10 +64,13 @@ def _our_step(backend, k, batch, dtype, seed=0):
     x = (rng.random((batch, ARCH["input_dim"])) < 0.13).astype(dtype)
 
     def step():
-        opt.zero_grad()
-        loss = model.objective(x, k, rng)
-        loss.backward()
-        opt.step()
+        # as fit runs its steps: the compiled kernels serial, the BLAS on --threads threads
+        # (scratchdgm.models.deep.training.fit, blas_threads)
+        with kernel_threads(1):
+            opt.zero_grad()
+            loss = model.objective(x, k, rng)
+            loss.backward()
+            opt.step()
         return loss
 
     step.model = model
@@ -249,6 +254,12 @@ def report(out, args):
     if out.get("freed_memory_kept"):
         print("(freed memory kept for the next step, as fit does -- scratchdgm.memory -- for "
               "every column: the setting is the process's)")
+    print("(ours as fit runs a step: the compiled kernels serial, the BLAS on the threads "
+          "given)")
+    if args.threads > 1 and torch_mod is not None:
+        print("(on several threads, in this one process, each side's idle threads spin while the "
+              "other runs and slow it: the ratio is not PyTorch's speed alone; --no-torch "
+              "measures ours alone)")
 
 
 if __name__ == "__main__":

@@ -186,11 +186,19 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
         Called after each epoch with that epoch's history record.
     blas_threads : int or None
         Threads of the BLAS pool during training (default 1, the fastest for these small
-        matrices, see :func:`scratchdgm.threads.blas_threads`); with 1, the training steps also
-        run the serial versions of the compiled kernels (:func:`scratchdgm.threads.
-        kernel_threads`), which compile in about half the time of the parallel ones and run a
-        batch of 20 as fast. None leaves both alone. The validation bound is evaluated on every
-        core (or as many as an enclosing ``kernel_threads`` allows).
+        matrices, see :func:`scratchdgm.threads.blas_threads`). Whatever it is, the training
+        steps run the serial versions of the compiled kernels (:func:`scratchdgm.threads.
+        kernel_threads`): they compile in about half the time of the parallel ones and run a
+        batch of 20 as fast, and beside a BLAS on several threads the two pools' waiting
+        threads take the cores from each other (measured, IWAE 784-200-200-50, batch 20,
+        float32, 2 cores: BLAS and kernels both on 2 threads, 43.7 / 66.2 ms a step at K = 1 /
+        50; BLAS on 2 and the kernels serial, 2.9 / 22.9 ms; both on 1, 3.3 / 23.5 ms). With
+        the kernels serial, a second BLAS thread pays from K = 5 on that network: ``scratchdgm
+        bench iwae-step --threads 2 --no-torch`` measured 3.2 / 14.7 ms a step at K = 5 / 50
+        against 5.2 / 24.8 ms on one thread (the same at K = 1). On a busy machine it can lose
+        (:func:`scratchdgm.threads.blas_threads`), hence the default. None leaves both alone.
+        The validation bound is evaluated on every core (or as many as an enclosing
+        ``kernel_threads`` allows).
     metadata : dict, optional
         JSON-serialisable information stored in every checkpoint (under
         ``['training']['metadata']``), e.g. how to load the training data again: the command
@@ -232,7 +240,7 @@ def fit(model, X, *, epochs=100, batch_size=20, lr=1e-3, X_val=None, binarize="a
         return _fit(model, X, epochs=epochs, batch_size=batch_size, lr=lr, X_val=X_val,
                     binarize=binarize, checkpoint=checkpoint, resume=resume, progress=progress,
                     random_state=random_state, val_k=val_k, callback=callback,
-                    metadata=metadata, step_threads=blas_threads)
+                    metadata=metadata, step_threads=None if blas_threads is None else 1)
 
 
 def _fit(model, X, *, epochs, batch_size, lr, X_val, binarize, checkpoint, resume, progress,
