@@ -462,6 +462,8 @@ def test_mlp_forward_arrays_equals_forward(sizes, lead, activation, output_activ
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(got, net(x).data, rtol=tol, atol=tol)
     np.testing.assert_array_equal(net.forward_arrays(sd.tensor(x)), got)
+    ints = np.ones((2, sizes[0]), dtype=np.int64)        # promoted as forward promotes them
+    np.testing.assert_allclose(net.forward_arrays(ints), net(ints).data, rtol=tol, atol=tol)
     with pytest.raises(ValueError, match="expected shape"):
         net.forward_arrays(np.zeros((2, sizes[0] + 1), dtype))
 

@@ -318,6 +318,8 @@ class MLP(Module):
         """
         _check_input(x, self.sizes[0], "MLP")
         x = x.data if isinstance(x, Tensor) else x
+        if x.dtype.kind in "biu":
+            x = x.astype(np.float64)  # as forward promotes them
         layers = list(self.layers)
         if any(layer.activation not in (None, *_fused.ACTIVATIONS) for layer in layers):
             with no_grad():
