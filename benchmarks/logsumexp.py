@@ -11,8 +11,8 @@ reference, against, measured in the same run:
   hi))``, the same vectorised exponential (:func:`scratchdgm.kernels._vmath.vexp_nonpos`) --
   run over an input of 4 KiB per thread that stays in the L1 cache (with its shifts and sums,
   12 KiB), so that memory costs nothing: the most GB/s the log-sum-exp could reach on
-  ``--threads`` cores if every load were free. It is timed in the same rounds as the kernel. When this ceiling
-  is below the bandwidth, the kernel is bound by arithmetic, not by memory;
+  ``--threads`` cores if every load were free. It is timed in the same rounds as the kernel.
+  When this ceiling is below the bandwidth, the kernel is bound by arithmetic, not by memory;
 * the **no-overlap rate**, :math:`1 / (1/\text{ceiling} + 1/\text{bandwidth})`: the GB/s of a
   kernel whose arithmetic and loads never run at the same time (its time the sum of the two).
   A kernel near it overlaps nothing; one above it hides part of its memory time behind the
@@ -175,6 +175,7 @@ def _measure_on(threads, repeats):
         err = float(np.max(np.abs(cpu.logsumexp(a) - scipy_lse(a, axis=0))))
         bw = gb / med["bandwidth"]
         ceiling_gbs = ceiling.bytes / 1e9 / med["ceiling"]
+        no_overlap = 1.0 / (1.0 / ceiling_gbs + 1.0 / bw)
         results.append({
             "K": K, "B": B, "threads": threads, "bytes": a.nbytes,
             "numba_gbs": gb / med["numba"], "scipy_gbs": gb / med["scipy"],
@@ -183,8 +184,8 @@ def _measure_on(threads, repeats):
             "fraction_of_bandwidth": (gb / med["numba"]) / bw,
             "exp_ceiling_gbs": ceiling_gbs, "ceiling_fraction_of_bandwidth": ceiling_gbs / bw,
             "fraction_of_ceiling": (gb / med["numba"]) / ceiling_gbs,
-            "no_overlap_gbs": 1.0 / (1.0 / ceiling_gbs + 1.0 / bw),
-            "fraction_of_no_overlap": (gb / med["numba"]) * (1.0 / ceiling_gbs + 1.0 / bw),
+            "no_overlap_gbs": no_overlap,
+            "fraction_of_no_overlap": (gb / med["numba"]) / no_overlap,
             "numba_seconds": med["numba"], "max_abs_diff_vs_scipy": err,
         })
     bar.close()

@@ -306,7 +306,8 @@ class MLP(Module):
         goes inside the matrix product, :math:`[a_{L-1}, 1] \begin{bmatrix} W_L \\ b_L
         \end{bmatrix}`: copying :math:`a_{L-1}` costs less than a pass adding :math:`b_L` to
         the wider output. A layer whose activation the kernels do not fuse sends the whole
-        network through :meth:`forward` (without gradients).
+        network through :meth:`forward` (without gradients). To run many blocks with the same
+        parameters, take :meth:`graph_free` once and call it on each.
 
         Parameters
         ----------
@@ -316,26 +317,46 @@ class MLP(Module):
         -------
         ndarray, shape (..., sizes[-1])
         """
-        _check_input(x, self.sizes[0], "MLP")
-        x = x.data if isinstance(x, Tensor) else x
-        if x.dtype.kind in "biu":
-            x = x.astype(np.float64)  # as forward promotes them
+        return self.graph_free()(x)
+
+    def graph_free(self):
+        r""":meth:`forward_arrays` as a function ``x -> y``, with its preparation done once:
+        each layer's kernel looked up and the last layer's :math:`[W_L; b_L]` stacked. It
+        reads the parameters as they are when it is made (the stacked matrix is a copy), so
+        make a new one after the parameters change; evaluation makes one per batch and calls
+        it on every block of samples."""
         layers = list(self.layers)
         if any(layer.activation not in (None, *_fused.ACTIVATIONS) for layer in layers):
-            with no_grad():
-                return self.forward(x).data
-        lead = x.shape[:-1]
-        h = x.reshape(-1, x.shape[-1])
+            def run(x):
+                with no_grad():
+                    return self.forward(self._array_input(x)).data
+            return run
         *hidden, last = layers
-        for layer in hidden:
-            h = get_kernels(layer.backend).linear(h, layer.weight.data, _array(layer.bias),
-                                                  layer.activation)
+        hidden_steps = [(get_kernels(layer.backend).linear, layer.weight.data,
+                         _array(layer.bias), layer.activation) for layer in hidden]
+        last_linear, activation = get_kernels(last.backend).linear, last.activation
         W, b = last.weight.data, _array(last.bias)
-        if b is not None and last.activation is None and W.shape[0] < W.shape[1]:
-            h = np.concatenate([h, np.ones((len(h), 1), h.dtype)], axis=1)
+        ones_column = b is not None and activation is None and W.shape[0] < W.shape[1]
+        if ones_column:
             W, b = np.concatenate([W, b[None, :]]), None
-        h = get_kernels(last.backend).linear(h, W, b, last.activation)
-        return h.reshape(*lead, h.shape[-1])
+
+        def run(x):
+            x = self._array_input(x)
+            h = x.reshape(-1, x.shape[-1])
+            for linear, W_l, b_l, activation_l in hidden_steps:
+                h = linear(h, W_l, b_l, activation_l)
+            if ones_column:
+                h = np.concatenate([h, np.ones((len(h), 1), h.dtype)], axis=1)
+            h = last_linear(h, W, b, activation)
+            return h.reshape(*x.shape[:-1], h.shape[-1])
+
+        return run
+
+    def _array_input(self, x):
+        """``x`` checked and as a float array (integers promoted to float64, as forward does)."""
+        _check_input(x, self.sizes[0], "MLP")
+        x = x.data if isinstance(x, Tensor) else x
+        return x.astype(np.float64) if x.dtype.kind in "biu" else x
 
     def extra_repr(self):
         return f"sizes={self.sizes}, activation={self.activation!r}"
