@@ -126,11 +126,12 @@ def copy_bandwidth(cuda, n_bytes, repeats):
 #: the sizes of the cases: the IWAE on MNIST (784-200-200-50, minibatches of 20 points x 50
 #: samples; here 1000 points, so that the memory system is loaded) and the K = 5000 evaluation
 SIZES = {"K_eval": 5000, "B_eval": 10_000, "K": 50, "B": 1000, "D": 784, "d": 50, "n": 200,
-         "K_gauss": 500, "n_adam": 20_000_000}
+         "K_gauss": 500, "n_adam": 20_000_000,
+         "n_normal": 50_000_000}
 #: the same, tiny (--small): what the tests run in the CUDA simulator
 #: (few blocks: the simulator runs each of their threads as a Python thread)
 SMALL = {"K_eval": 7, "B_eval": 5, "K": 1, "B": 2, "D": 9, "d": 3, "n": 4, "K_gauss": 1,
-         "n_adam": 200}
+         "n_adam": 200, "n_normal": 40}
 
 
 def cases(small):
@@ -157,6 +158,8 @@ def cases(small):
         ("linear_backward", lin,
          lambda rng, dt: _linear(rng, dt, s["K"] * s["B"], s["n"], s["D"], True)),
         ("adam_update", f"{s['n_adam']}", lambda rng, dt: _adam(rng, dt, s["n_adam"])),
+        ("box_muller", f"{s['n_normal']} draws",
+         lambda rng, dt: _box_muller(rng, dt, s["n_normal"])),
     ]
 
 
@@ -279,6 +282,20 @@ def _adam(rng, dt, n):
                 lambda: ck.launch_adam(*dev, 1e-3, 0.9, 0.999, 1e-8, 3),
                 lambda: ck.adam_update(*host, 1e-3, 0.9, 0.999, 1e-8, 3),
                 7 * data.nbytes)
+
+
+def _box_muller(rng, dt, n):
+    from numba import cuda
+
+    from scratchdgm.kernels import conformance
+    from scratchdgm.kernels import cuda as ck
+
+    seed = int(rng.bit_generator.random_raw())
+    out = cuda.device_array(n, dtype=dt)
+    return Case(lambda: conformance.check_box_muller(ck, seed, n, dt),
+                lambda: ck.launch_box_muller(seed, out),
+                lambda: ck.box_muller(seed, n, dt),
+                out.nbytes)
 
 
 # ------------------------------------------------------------------------------ the run

@@ -36,8 +36,15 @@ softplus needs) is :math:`2\operatorname{artanh}\frac{u}{2+u}` by its odd series
 (:math:`t = u/(2+u) \le 1/3`); :math:`\tanh x = -\operatorname{expm1}(-2|x|)/(2 +
 \operatorname{expm1}(-2|x|))` with the sign of x, which keeps full relative accuracy near 0.
 
+:func:`vcos_sin_turns` (float64 only, for the Box--Muller sampler) gives
+:math:`\cos 2\pi u` and :math:`\sin 2\pi u` together: the nearest quarter turn
+:math:`q = \operatorname{round}(4u)` is taken out exactly, the rest
+:math:`\theta = 2\pi(u - q/4) \in [-\pi/4, \pi/4]` goes into the Taylor polynomials of sin and
+cos (degrees 17 and 18: truncation below 1e-19), and the pair is rotated back by q quarter turns
+(a swap and two sign flips, done by selects).
+
 Each public function (``vexp``, ``vexpm1``, ``vlog1p_unit``, ``vtanh``, ``vsigmoid``,
-``vexp_nonpos``) is a plain NumPy function in Python -- what runs under ``NUMBA_DISABLE_JIT=1``
+``vexp_nonpos``, ``vlog``, ``vcos_sin_turns``) is a plain NumPy function in Python -- what runs under ``NUMBA_DISABLE_JIT=1``
 -- overloaded for Numba with a float32 and a float64 implementation; float32 arithmetic stays in
 float32. The tests hold them to NumPy over the whole float range.
 """
@@ -48,7 +55,8 @@ from fractions import Fraction
 import numpy as np
 from numba.core import config
 
-__all__ = ["vexp", "vexpm1", "vlog1p_unit", "vtanh", "vsigmoid", "vexp_nonpos", "vlog"]
+__all__ = ["vexp", "vexpm1", "vlog1p_unit", "vtanh", "vsigmoid", "vexp_nonpos", "vlog",
+           "vcos_sin_turns"]
 
 
 # ------------------------------------------------------------------ plain-NumPy definitions
@@ -99,6 +107,11 @@ def vsigmoid(x):
     """The logistic sigmoid 1 / (1 + exp(-x))."""
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-x))
+
+
+def vcos_sin_turns(u):
+    """(cos 2 pi u, sin 2 pi u) of a float64 scalar u in [0, 1] (compiled: float64 only)."""
+    return np.cos(2 * np.pi * u), np.sin(2 * np.pi * u)
 
 
 # ------------------------------------------------------------------ coefficients
@@ -335,3 +348,39 @@ if not config.DISABLE_JIT:
 
     for _i, _f in enumerate(_PUBLIC):
         _register(_f, _i)
+
+
+# ------------------------------------------------------------------ cos and sin of a turn
+# Taylor coefficients of sin and cos in theta^2, highest degree first (Horner).
+_SIN_C = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(8, -1, -1))
+_COS_C = tuple((-1) ** k / math.factorial(2 * k) for k in range(9, -1, -1))
+
+if not config.DISABLE_JIT:
+    _TWO_PI = 2.0 * math.pi
+    _N_SIN, _N_COS = len(_SIN_C), len(_COS_C)
+
+    @register_jitable
+    def _cos_sin_turns_impl(u):
+        q = math.floor(u * 4.0 + 0.5)                # nearest quarter turn, 0..4
+        t = (u - q * 0.25) * _TWO_PI                 # exact subtraction; |t| <= pi/4
+        t2 = t * t
+        s = _SIN_C[0]
+        for i in range(1, _N_SIN):
+            s = s * t2 + _SIN_C[i]
+        s = s * t
+        c = _COS_C[0]
+        for i in range(1, _N_COS):
+            c = c * t2 + _COS_C[i]
+        qi = np.int64(q)
+        odd = (qi & 1) == 1                          # a quarter turn: (c, s) -> (-s, c)
+        cq = -s if odd else c
+        sq = c if odd else s
+        if (qi & 2) == 2:                            # a half turn: (c, s) -> (-c, -s)
+            cq, sq = -cq, -sq
+        return cq, sq
+
+    @overload(vcos_sin_turns, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
+    def _cos_sin_turns_ol(u):
+        if u == types.float64:
+            return lambda u: _cos_sin_turns_impl(u)
+        return None

@@ -19,7 +19,7 @@ import numpy as np
 from . import reference as _ref
 
 __all__ = ["RTOL", "error_ratio", "check_logsumexp", "check_bernoulli", "check_gaussian",
-           "check_linear", "check_adam", "CHECKS", "edge_log_weights"]
+           "check_linear", "check_adam", "check_box_muller", "CHECKS", "edge_log_weights"]
 
 #: relative tolerance of a kernel against the reference, per dtype (float64 reductions in both)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -122,13 +122,20 @@ def check_adam(km, data, grad, m, v, step=3, lr=1e-3, betas=(0.9, 0.999), eps=1e
     return worst
 
 
+def check_box_muller(km, seed, n, dtype):
+    r"""``box_muller`` of the same seed and count in ``dtype``. The kernels may take the
+    logarithm, cosine and sine to within a few ulps of NumPy's: the draws agree to the tolerance
+    of the dtype."""
+    return error_ratio(km.box_muller(seed, n, dtype), _ref.box_muller(seed, n, dtype), dtype)
+
+
 #: kernel name -> the check that covers it (every name of scratchdgm.kernels.KERNEL_NAMES)
 CHECKS = {
     "logsumexp": check_logsumexp, "logsumexp_backward": check_logsumexp,
     "bernoulli_log_prob": check_bernoulli, "bernoulli_log_prob_with_grad": check_bernoulli,
     "diag_gaussian_log_prob": check_gaussian, "diag_gaussian_log_prob_backward": check_gaussian,
     "linear": check_linear, "linear_backward": check_linear,
-    "adam_update": check_adam,
+    "adam_update": check_adam, "box_muller": check_box_muller,
 }
 
 

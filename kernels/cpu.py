@@ -26,6 +26,9 @@ module for the mathematics); this one makes them fast:
 * **linear layer** -- see :func:`linear`: one BLAS GEMM over the K*B stacked rows, and the
   bias and activation (or, backward, the activation's derivative and the bias gradient) fused
   into a single Numba pass over the output.
+* **Box--Muller** -- one vectorised pass from random words to normal draws: the logarithm of
+  :mod:`scratchdgm.kernels._vmath` and its cosine and sine of a turn instead of the C
+  library's one-at-a-time ``log``, ``cos`` and ``sin``.
 
 Compilation is lazy: nothing compiles at import; each kernel compiles for float32 or float64 on
 its first call with such arrays. Each parallel kernel also has a serial twin (compiled only if
@@ -59,7 +62,7 @@ from scratchdgm.threads import kernel_thread_limit
 from . import _cache
 from . import reference as _ref
 from ._prefetch import prefetch
-from ._vmath import vexp, vexp_nonpos, vlog, vsigmoid, vtanh
+from ._vmath import vcos_sin_turns, vexp, vexp_nonpos, vlog, vsigmoid, vtanh
 
 __all__ = list(_ref.__all__)
 
@@ -711,3 +714,75 @@ def adam_update(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
                  t(1.0 - beta2 ** step), t(eps), t(weight_decay))
 
 
+
+
+# --------------------------------------------------------------------------- Box-Muller
+_GAMMA = np.uint64(_ref.SPLITMIX_GAMMA)
+_M1, _M2 = np.uint64(_ref.SPLITMIX_M1), np.uint64(_ref.SPLITMIX_M2)
+_S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U32, _U53 = _ref._U32, _ref._U53
+
+
+@njit(inline="always")
+def _splitmix64(seed, j):
+    # word j of reference.splitmix64(seed, .): uint64 arithmetic throughout (a uint64 mixed
+    # with a signed int would make Numba compute in float64)
+    z = seed + (np.uint64(j) + np.uint64(1)) * _GAMMA
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+#: Pairs of draws per task of the parallel Box-Muller kernel (its inner loop is what vectorises).
+BOX_MULLER_CHUNK = 4096
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _box_muller_pair(seed, i, wide):
+    # pair i of reference.box_muller: its words computed on the spot from the counter
+    if wide:   # float64: 53 bits from each of words 2i and 2i + 1
+        u1 = (np.float64(_splitmix64(seed, 2 * i) >> _S11) + 0.5) * _U53
+        u2 = (np.float64(_splitmix64(seed, 2 * i + 1) >> _S11) + 0.5) * _U53
+    else:      # float32: the two halves of word i
+        w = _splitmix64(seed, i)
+        u1 = (np.float64(w >> _S32) + 0.5) * _U32
+        u2 = (np.float64(w & _LOW32) + 0.5) * _U32
+    r = math.sqrt(-2.0 * vlog(u1))
+    c, s = vcos_sin_turns(u2)
+    return r * c, r * s
+
+
+def _box_muller_kernel(seed, out, pairs, wide):
+    # Threads take chunks of pairs. Within a chunk, the cosines and the sines go to two views of
+    # `out`: written as out[i] and out[pairs + i] of one array, LLVM could not prove the two
+    # stores apart and the loop ran 6x slower, unvectorised (measured).
+    full = out.shape[0] // 2                 # pairs with both draws kept
+    for c in prange((full + BOX_MULLER_CHUNK - 1) // BOX_MULLER_CHUNK):
+        i0 = c * BOX_MULLER_CHUNK
+        i1 = min(i0 + BOX_MULLER_CHUNK, full)
+        cos_half, sin_half = out[i0:i1], out[pairs + i0:pairs + i1]
+        for j in range(i1 - i0):
+            a, b = _box_muller_pair(seed, i0 + j, wide)
+            cos_half[j] = a                  # rounded once to out's dtype
+            sin_half[j] = b
+    if out.shape[0] % 2:                     # odd count: the last pair's cosine alone
+        out[pairs - 1] = _box_muller_pair(seed, pairs - 1, wide)[0]
+
+
+_box_muller_kernel = _parallel_and_serial(_box_muller_kernel)
+
+
+def box_muller(seed, n, dtype):
+    r"""``n`` standard normal draws from a 64-bit seed, one vectorised pass that computes its
+    random words as it goes; the contract and the mathematics of
+    :func:`scratchdgm.kernels.reference.box_muller` (in float64 and rounded once, as there:
+    the draws differ from the reference's by the last bits of the logarithm, cosine and sine).
+    """
+    dtype = _ref._check_draw_dtype(dtype)
+    n = _ref._check_draw_count(n)
+    seed = np.uint64(_ref._check_seed(seed))
+    out = np.empty(n, dtype=dtype)
+    with np.errstate(over="ignore"):  # NUMBA_DISABLE_JIT: NumPy's uint64 scalars wrap, warning
+        _pick(_box_muller_kernel)(seed, out, (n + 1) // 2, dtype == np.float64)
+    return out

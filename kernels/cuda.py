@@ -33,11 +33,13 @@ Thread layouts
   output (the fused alternative that is not worth it on the CPU is natural here: no BLAS to
   compete with). The backward uses the same kernel with transposed operands.
 * Elementwise backward passes: 2-D grids of 16 x 16 threads.
+* Box--Muller: one thread per pair of draws, 256 threads a block.
 
 Reductions accumulate in float64, as in the reference.
 """
 
 import math
+import warnings
 
 import numpy as np
 from numba import cuda, float64
@@ -523,3 +525,62 @@ def launch_adam(data, grad, m, v, lr, beta1, beta2, eps, step, weight_decay=0.0)
         _adam_kernel[_cdiv(n, 256), 256](data, grad, m, v, lr, beta1, beta2,
                                          1.0 - beta1 ** step, 1.0 - beta2 ** step, eps,
                                          weight_decay)
+
+
+# ------------------------------------------------------------------------- Box-Muller
+_GAMMA = np.uint64(_ref.SPLITMIX_GAMMA)
+_M1, _M2 = np.uint64(_ref.SPLITMIX_M1), np.uint64(_ref.SPLITMIX_M2)
+_S11, _S27, _S30, _S31, _S32 = (np.uint64(k) for k in (11, 27, 30, 31, 32))
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U32, _U53 = _ref._U32, _ref._U53
+
+
+@cuda.jit(device=True)
+def _splitmix64(seed, j):
+    # word j of reference.splitmix64 (uint64 arithmetic, wrapping)
+    z = seed + (np.uint64(j) + np.uint64(1)) * _GAMMA
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@cuda.jit
+def _box_muller_kernel(seed, out, pairs, wide):
+    i = cuda.grid(1)
+    if i < pairs:
+        if wide:
+            u1 = (float64(_splitmix64(seed, 2 * i) >> _S11) + 0.5) * _U53
+            u2 = (float64(_splitmix64(seed, 2 * i + 1) >> _S11) + 0.5) * _U53
+        else:
+            w = _splitmix64(seed, i)
+            u1 = (float64(w >> _S32) + 0.5) * _U32
+            u2 = (float64(w & _LOW32) + 0.5) * _U32
+        r = math.sqrt(-2.0 * math.log(u1))
+        theta = 2.0 * math.pi * u2
+        out[i] = r * math.cos(theta)
+        if pairs + i < out.size:
+            out[pairs + i] = r * math.sin(theta)
+
+
+def box_muller(seed, n, dtype):
+    r"""``n`` standard normal draws from a 64-bit seed, one thread per pair, the random words
+    computed on the device; the contract of :func:`scratchdgm.kernels.reference.box_muller`."""
+    dtype = _ref._check_draw_dtype(dtype)
+    n = _ref._check_draw_count(n)
+    seed = _ref._check_seed(seed)
+    out = cuda.device_array(n, dtype=dtype)
+    launch_box_muller(seed, out)
+    return out.copy_to_host()
+
+
+def launch_box_muller(seed, out):
+    r"""Launch the Box--Muller kernel: fill the device array ``out`` (float32 or float64) with
+    the draws of :func:`scratchdgm.kernels.reference.box_muller` ``(seed, out.size, .)``."""
+    pairs = (out.size + 1) // 2
+    if pairs:
+        # numba's CUDA simulator runs the kernel on NumPy scalars, whose wrapping uint64
+        # products warn; on a device they wrap silently, as intended
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+            _box_muller_kernel[_cdiv(pairs, 256), 256](np.uint64(seed), out, pairs,
+                                                       out.dtype == np.float64)

@@ -344,6 +344,62 @@ def test_diag_normal_samples_have_std_exp_log_sigma():
                                   q.sample(4, np.random.default_rng(3)))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_box_muller_samples_are_the_reparametrisation_of_its_draws(backend, dtype):
+    from scratchdgm.autodiff import fused
+
+    rng = np.random.default_rng(4)
+    mu = rng.normal(size=(3, 5)).astype(dtype)
+    ls = rng.normal(scale=0.5, size=(1, 5)).astype(dtype)  # broadcast over the batch
+    q = DiagNormal(mu, ls, backend=backend)
+    z = q.sample_box_muller((7, 2), np.random.default_rng(9))
+    assert isinstance(z, np.ndarray) and z.shape == (7, 2, 3, 5) and z.dtype == dtype
+    eps = fused.box_muller_normal((7, 2, 3, 5), np.random.default_rng(9), dtype, backend=backend)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(z, mu + np.exp(ls) * eps, rtol=tol, atol=tol)
+    # one word of the generator per call; the same state gives the same draws
+    g = np.random.default_rng(5)
+    a = q.sample_box_muller(4, g)
+    assert g.bit_generator.state == _advanced(np.random.default_rng(5), 1)
+    np.testing.assert_array_equal(a, q.sample_box_muller(4, np.random.default_rng(5)))
+    assert not np.array_equal(a, q.sample_box_muller(4, g))
+    # the backends agree up to the rounding of log, cos and sin
+    other = DiagNormal(mu, ls, backend="numba" if backend == "numpy" else "numpy")
+    np.testing.assert_allclose(other.sample_box_muller(4, np.random.default_rng(5)), a,
+                               rtol=tol, atol=tol)
+
+
+def _advanced(rng, words):
+    rng.bit_generator.random_raw(words)
+    return rng.bit_generator.state
+
+
+def test_box_muller_samples_have_the_distributions_moments():
+    mu, ls = np.array([1.0, -2.0, 0.0]), np.array([0.0, math.log(3.0), math.log(0.1)])
+    z = DiagNormal(mu, ls).sample_box_muller(100_000, np.random.default_rng(16))
+    np.testing.assert_allclose(z.std(0), np.exp(ls), rtol=0.01)
+    assert np.all(np.abs(z.mean(0) - mu) < 5 * np.exp(ls) / math.sqrt(1e5))
+    for j in range(3):
+        assert stats.kstest(z[:, j], "norm", args=(mu[j], np.exp(ls[j]))).pvalue > 1e-4
+
+
+def test_box_muller_normal_rejects_bad_input():
+    from scratchdgm.autodiff import fused
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        fused.box_muller_normal((2,), 0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fused.box_muller_normal((2,), rng, np.int32)
+    with pytest.raises(ValueError, match="negative dimensions"):
+        fused.box_muller_normal((2, -1), rng)
+    assert fused.box_muller_normal(3, rng).shape == (3,)
+    assert fused.box_muller_normal((0, 4), rng).shape == (0, 4)
+    with pytest.raises(TypeError, match="sample_box_muller: sample_shape"):
+        DiagNormal(np.zeros(2), np.zeros(2)).sample_box_muller("ten", rng)
+
+
 def test_full_normal_sample_covariance_and_entropy():
     rng = np.random.default_rng(17)
     L = random_tril(rng, 3)

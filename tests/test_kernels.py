@@ -312,6 +312,68 @@ def test_kernels_preserve_dtype_and_reject_bad_input(dtype):
         cpu.linear(a, np.zeros((3, 2), dtype), None, "gelu")
 
 
+# ----------------------------------------------------------------- Box-Muller draws
+def test_splitmix64_known_answers():
+    # the published first outputs of SplitMix64 from state 0 (Vigna's reference splitmix64.c)
+    assert [int(w) for w in ref.splitmix64(0, 3)] == [
+        0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    # word j depends on j alone: a later start is a shifted stream
+    np.testing.assert_array_equal(ref.splitmix64(ref.SPLITMIX_GAMMA * 5 % 2**64, 4),
+                                  ref.splitmix64(0, 9)[5:])
+
+
+@given(st.sampled_from(DTYPES), st.integers(0, 300), st.integers(0, 2**64 - 1))
+def test_box_muller_equals_reference(dtype, n, seed):
+    got, want = cpu.box_muller(seed, n, dtype), ref.box_muller(seed, n, dtype)
+    assert got.shape == want.shape == (n,) and got.dtype == want.dtype == dtype
+    _close(got, want, dtype)
+    # the first draws do not depend on how many are asked for (pairs are counter-based)
+    m = n // 2
+    half = ref.box_muller(seed, 2 * m, dtype)
+    np.testing.assert_array_equal(want[:m], half[:m])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("module", ["reference", "cpu"])
+def test_box_muller_draws_are_standard_normal(module, dtype):
+    # Margins checked once over seeds 0..199 of both modules and dtypes: the smallest KS
+    # p-value was 0.004 and the largest |moment error| 2.6 standard errors (here, seed 7, the
+    # test wants p > 1e-4 and 5 standard errors). Breaking the angle (2 pi u -> pi u) or the
+    # radius (sqrt(-log u)) fails every check.
+    from scipy import stats
+
+    n = 200_000
+    km = ref if module == "reference" else cpu
+    z = km.box_muller(7, n, dtype).astype(np.float64)
+    assert np.isfinite(z).all()
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+    se = {1: 1 / np.sqrt(n), 2: np.sqrt(2 / n), 4: np.sqrt(96 / n)}   # sd of the sample moments
+    for p, want in ((1, 0.0), (2, 1.0), (4, 3.0)):
+        assert abs(np.mean(z ** p) - want) < 5 * se[p], p
+    # the two halves of the pairs (cosines, sines) are uncorrelated, and so are neighbours
+    c, s_ = z[:n // 2], z[n // 2:]
+    assert abs(np.corrcoef(c, s_)[0, 1]) < 5 / np.sqrt(n // 2)
+    assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 5 / np.sqrt(n)
+    # the radius is bounded by the uniforms' resolution (reference docstring)
+    bits = 32 if dtype == np.float32 else 53
+    assert np.abs(z).max() <= np.sqrt(2 * (bits + 1) * np.log(2))
+
+
+@pytest.mark.parametrize("module", ["reference", "cpu"])
+def test_box_muller_rejects_bad_input(module):
+    km = ref if module == "reference" else cpu
+    with pytest.raises(TypeError, match="float32 or float64"):
+        km.box_muller(0, 4, np.int64)
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
+        km.box_muller(0, -1, np.float64)
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
+        km.box_muller(0, 2.5, np.float64)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*64\)"):
+        km.box_muller(2**64, 4, np.float64)
+    with pytest.raises(ValueError, match="seed"):
+        km.box_muller(-1, 4, np.float64)
+
+
 # ----------------------------------------------------------------- the elementary functions
 def _vmath_kernels():
     from numba import njit
@@ -325,8 +387,16 @@ def _vmath_kernels():
                 out[i] = f(a[i])
         return apply
 
-    return {name: make(getattr(_vmath, name)) for name in
-            ("vexp", "vexpm1", "vlog1p_unit", "vtanh", "vsigmoid", "vexp_nonpos")}
+    kernels = {name: make(getattr(_vmath, name)) for name in
+               ("vexp", "vexpm1", "vlog1p_unit", "vtanh", "vsigmoid", "vexp_nonpos", "vlog")}
+
+    @njit(error_model="numpy")
+    def cos_sin(u, c, s):
+        for i in range(u.size):
+            c[i], s[i] = _vmath.vcos_sin_turns(u[i])
+
+    kernels["vcos_sin_turns"] = cos_sin
+    return kernels
 
 
 @pytest.fixture(scope="module")
@@ -352,6 +422,9 @@ def test_vmath_matches_numpy(vmath, dtype):
         "vtanh": (np.tanh, _grid(dtype, -30, 30), 4),
         "vsigmoid": (lambda v: 1 / (1 + np.exp(-v.astype(np.float64))), _grid(dtype, -big, big), 4),
         "vlog1p_unit": (np.log1p, np.linspace(0, 1, 20001).astype(dtype), 4),
+        "vlog": (np.log, np.concatenate([np.geomspace(np.finfo(dtype).tiny, np.finfo(dtype).max,
+                                                      20001),
+                                         np.linspace(0.5, 2, 20001)]).astype(dtype), 4),
     }
     with np.errstate(all="ignore"):
         for name, (fn, x, n_ulp) in cases.items():
@@ -376,6 +449,28 @@ def test_vmath_matches_numpy(vmath, dtype):
         assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0
         vmath["vtanh"](specials, out)
         assert np.isnan(out[0]) and out[1] == 1 and out[2] == -1
+
+
+@pytest.mark.skipif(NO_JIT, reason="without the JIT these functions are NumPy's")
+def test_vcos_sin_turns_matches_numpy(vmath):
+    # float64 only (the Box-Muller sampler's); u in [0, 1], the quarter turns exactly included
+    u = np.concatenate([np.linspace(0, 1, 40001), np.random.default_rng(0).random(20000),
+                        np.arange(9) / 8, [1e-300, 0.5 - 2**-53, 0.5 + 2**-53]])
+    c, s = np.empty_like(u), np.empty_like(u)
+    vmath["vcos_sin_turns"](u, c, s)
+    # Compared in absolute terms (the values are sines and cosines), with 2 pi u in extended
+    # precision where the platform has it: NumPy's own cos(2 pi u) in float64 is off by up to
+    # 6e-16 here (the rounding of 2 pi u), ours by 1.6e-16.
+    if np.finfo(np.longdouble).nmant >= 63:
+        turn = np.longdouble("6.283185307179586476925286766559") * u.astype(np.longdouble)
+        atol = 2.5e-16
+    else:
+        turn, atol = 2 * np.pi * u, 1e-15
+    np.testing.assert_allclose(c, np.cos(turn).astype(np.float64), rtol=0, atol=atol)
+    np.testing.assert_allclose(s, np.sin(turn).astype(np.float64), rtol=0, atol=atol)
+    # whole and half turns are exact: cos = 1, -1, 1 at u = 0, 1/2, 1; sin = 1, -1 at 1/4, 3/4
+    eighths_c, eighths_s = c[-12:-3], s[-12:-3]
+    assert (eighths_c[[0, 4, 8]] == [1, -1, 1]).all() and (eighths_s[[2, 6]] == [1, -1]).all()
 
 
 # ----------------------------------------------------------------- compile and debug modes

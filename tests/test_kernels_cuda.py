@@ -157,6 +157,12 @@ def test_sim_adam(dtype, n, step, decay, seed):
 
 
 @inner
+@given(st.sampled_from(DTYPES), st.integers(0, 41), st.integers(0, 2**64 - 1))
+def test_sim_box_muller(dtype, n, seed):
+    _ok(conformance.check_box_muller(_ck(), seed, n, dtype))
+
+
+@inner
 def test_sim_gpu_benchmark_runs_every_case(capsys):
     from scratchdgm.cli import main
 
@@ -281,3 +287,4 @@ def test_cuda_kernels_on_a_real_gpu():
                          rng.normal(scale=0.1, size=(200, 784)).astype(dtype),
                          rng.normal(size=784).astype(dtype), act)
         check_adam(ck, 157_000, dtype, step=7, weight_decay=1e-4)
+        _ok(conformance.check_box_muller(ck, 2**64 - 1, 1_000_001, dtype))

@@ -2,6 +2,7 @@
 ones, the estimates do not depend on the number of threads, and the compiled kernels run their
 serial versions inside ``kernel_threads(1)`` -- with the same results."""
 
+import contextlib
 import os
 import threading
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import scratchdgm as sd
+from scratchdgm.distributions import DiagNormal
 from scratchdgm.kernels import cpu
 from scratchdgm.threads import kernel_thread_limit, kernel_threads
 
@@ -35,11 +37,64 @@ def test_graph_free_log_weights_equal_the_differentiable_ones(likelihood, dtype,
     monkeypatch.setattr(type(model), "EVAL_BLOCK_ROWS", 20)
     with_graph = model.log_weights(x, 11, np.random.default_rng(5))
     assert with_graph.requires_grad
+    # the graph-free path draws with the Box-Muller sampler; given the same draws as the
+    # differentiable path (rsample's), it computes the same weights
+    drawn = []
+
+    def same_draws_as_rsample(q, k, rng):
+        drawn.append(k)
+        return q.sample(k, rng)
+
+    monkeypatch.setattr(DiagNormal, "sample_box_muller", same_draws_as_rsample)
     with sd.no_grad():
         without = model.log_weights(x, 11, np.random.default_rng(5))
+    assert drawn == [11]
     assert not without.requires_grad and without.dtype == np.dtype(dtype)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(without.data, with_graph.data, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_graph_free_log_weights_are_those_of_the_box_muller_draws(dtype):
+    # without a graph, log w is computed at z = q.sample_box_muller(k, rng): the same numbers
+    # as the joint written out at those z (in float64 here, by scipy)
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    x = (rng.random((4, 64)) < 0.3).astype(dtype)
+    model = sd.IWAE(64, latent_dim=3, hidden=(16,), k=5, random_state=0, dtype=dtype)
+    with sd.no_grad():
+        log_w = model.log_weights(x, 9, np.random.default_rng(6)).data
+        q = model.encode(x)
+        z = q.sample_box_muller(9, np.random.default_rng(6))
+        logits = model.decode(z).data.astype(np.float64)
+    log_px = (x * logits - np.logaddexp(0, logits)).sum(-1)
+    log_pz = stats.norm.logpdf(z.astype(np.float64)).sum(-1)
+    log_qz = stats.norm.logpdf(z, q.mu.data, np.exp(q.log_sigma.data)).sum(-1)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(log_w, log_px + log_pz - log_qz, rtol=tol, atol=tol)
+
+
+def test_graph_free_log_likelihood_agrees_in_distribution_with_the_differentiable_one():
+    # Box-Muller draws or NumPy's: the same estimator. Over 40 seeds each, the mean estimates
+    # of log p(x) agree within 4 standard errors of their difference (margin checked once:
+    # the largest |difference| / se over 50 models of other seeds, 150 points, was 2.3; with
+    # the Box-Muller draws' spread around mu halved -- a broken sampler -- it is 26 here).
+    rng = np.random.default_rng(3)
+    x = (rng.random((3, 64)) < 0.3).astype(np.float64)
+    model = sd.IWAE(64, latent_dim=3, hidden=(16,), k=5, random_state=0)
+
+    def estimates(grad):
+        out = []
+        for seed in range(40):
+            with contextlib.nullcontext() if grad else sd.no_grad():
+                lw = model.log_weights(x, 50, np.random.default_rng(seed)).data
+            out.append(np.logaddexp.reduce(lw, axis=0) - np.log(50))
+        return np.array(out)
+
+    a, b = estimates(True), estimates(False)
+    se = np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
+    assert np.all(np.abs(a.mean(0) - b.mean(0)) < 4 * se), (a.mean(0), b.mean(0), se)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -88,9 +143,12 @@ def test_estimates_do_not_depend_on_the_number_of_threads(model_and_data, n_jobs
     bn = model.bound_samples(x, k=7, random_state=3, n_jobs=n_jobs)
     np.testing.assert_array_equal(b1, bn)
     assert one.shape == b1.shape == (len(x),)
-    # a fresh seed gives other draws; the estimates are still log-likelihoods of the same size
+    # a fresh seed gives other draws; the estimates are still log-likelihoods of the same size.
+    # (Per point they are heavy-tailed: over 60 seeds one point's estimate has sd 1.1 nats and
+    # two seeds differ by up to 5 nats somewhere; the mean over the 13 points has sd 0.14, and
+    # no two of those seeds' means differed by more than 0.52.)
     other = model.score_samples(x, k=300, random_state=4)
-    assert not np.array_equal(one, other) and np.allclose(one, other, atol=1.0)
+    assert not np.array_equal(one, other) and abs(one.mean() - other.mean()) < 1.0
 
 
 def test_n_jobs_is_checked(model_and_data):

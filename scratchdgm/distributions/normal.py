@@ -150,6 +150,24 @@ class DiagNormal(Distribution):
         with _ad.no_grad():
             return self.rsample(sample_shape, random_state).data
 
+    def sample_box_muller(self, sample_shape=(), random_state=None):
+        r"""A sample as a plain ndarray, :math:`\mu + \sigma \odot \epsilon` as :meth:`sample`,
+        with :math:`\epsilon` drawn by the compiled Box--Muller sampler seeded from the
+        generator (:func:`scratchdgm.autodiff.fused.box_muller_normal`) instead of its
+        ``standard_normal``: the same distribution, other numbers, about a fifth of the time.
+        The sampler of evaluations that draw thousands of samples per point
+        (:meth:`scratchdgm.models.deep.VAE.log_weights` without a graph).
+
+        Returns
+        -------
+        ndarray, shape ``sample_shape + batch_shape + (d,)``
+        """
+        shape, rng = self._draw_setup(sample_shape, random_state, "sample_box_muller")
+        z = _fused.box_muller_normal(shape + self._shape, rng, self.dtype, backend=self.backend)
+        z *= np.exp(self.log_sigma.data)  # in place: two passes over the draws, no temporaries
+        z += self.mu.data
+        return z
+
     def entropy(self):
         r""":math:`H = \sum_j (\tfrac12 \log(2\pi e) + \log\sigma_j)`, shape ``batch_shape``."""
         return (_bcast_to(self.log_sigma, self._shape) + 0.5 * (1.0 + _LOG_2PI)).sum(axis=-1)
