@@ -724,7 +724,7 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _U32, _U53 = _ref._U32, _ref._U53
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _splitmix64(seed, j):
     # word j of reference.splitmix64(seed, .): uint64 arithmetic throughout (a uint64 mixed
     # with a signed int would make Numba compute in float64)
@@ -734,43 +734,64 @@ def _splitmix64(seed, j):
     return z ^ (z >> _S31)
 
 
-#: Pairs of draws per task of the parallel Box-Muller kernel (its inner loop is what vectorises).
-BOX_MULLER_CHUNK = 4096
-
-
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _box_muller_pair(seed, i, wide):
-    # pair i of reference.box_muller: its words computed on the spot from the counter
-    if wide:   # float64: 53 bits from each of words 2i and 2i + 1
-        u1 = (np.float64(_splitmix64(seed, 2 * i) >> _S11) + 0.5) * _U53
-        u2 = (np.float64(_splitmix64(seed, 2 * i + 1) >> _S11) + 0.5) * _U53
-    else:      # float32: the two halves of word i
-        w = _splitmix64(seed, i)
-        u1 = (np.float64(w >> _S32) + 0.5) * _U32
-        u2 = (np.float64(w & _LOW32) + 0.5) * _U32
+def _polar_pair(u1, u2):
+    # Box-Muller: the radius sqrt(-2 log u1) at the angle 2 pi u2
     r = math.sqrt(-2.0 * vlog(u1))
     c, s = vcos_sin_turns(u2)
     return r * c, r * s
 
 
-def _box_muller_kernel(seed, out, pairs, wide):
-    # Threads take chunks of pairs. Within a chunk, the cosines and the sines go to two views of
-    # `out`: written as out[i] and out[pairs + i] of one array, LLVM could not prove the two
-    # stores apart and the loop ran 6x slower, unvectorised (measured).
-    full = out.shape[0] // 2                 # pairs with both draws kept
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _pair32(seed, i):
+    # float32 draws: u1 and u2 from the high and the low half of word i
+    w = _splitmix64(seed, i)
+    return _polar_pair((np.float64(w >> _S32) + 0.5) * _U32, (np.float64(w & _LOW32) + 0.5) * _U32)
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _pair64(seed, i):
+    # float64 draws: u1 and u2 from the top 53 bits of words 2i and 2i + 1
+    return _polar_pair((np.float64(_splitmix64(seed, 2 * i) >> _S11) + 0.5) * _U53,
+                       (np.float64(_splitmix64(seed, 2 * i + 1) >> _S11) + 0.5) * _U53)
+
+
+#: Pairs of draws per task of the parallel Box-Muller kernels (their inner loop vectorises).
+BOX_MULLER_CHUNK = 4096
+
+# Two kernels, one per dtype, so that a run compiles only the one it uses (about 0.5 s each).
+# Threads take chunks of pairs. Within a chunk, the cosines and the sines go to two views of
+# `out`: written as out[i] and out[pairs + i] of one array, LLVM could not prove the two stores
+# apart and the loop ran 6x slower, unvectorised (measured). An odd count keeps the last pair's
+# cosine alone.
+
+
+def _box_muller32_kernel(seed, out, pairs):
+    full = out.shape[0] // 2
     for c in prange((full + BOX_MULLER_CHUNK - 1) // BOX_MULLER_CHUNK):
         i0 = c * BOX_MULLER_CHUNK
         i1 = min(i0 + BOX_MULLER_CHUNK, full)
         cos_half, sin_half = out[i0:i1], out[pairs + i0:pairs + i1]
         for j in range(i1 - i0):
-            a, b = _box_muller_pair(seed, i0 + j, wide)
-            cos_half[j] = a                  # rounded once to out's dtype
-            sin_half[j] = b
-    if out.shape[0] % 2:                     # odd count: the last pair's cosine alone
-        out[pairs - 1] = _box_muller_pair(seed, pairs - 1, wide)[0]
+            cos_half[j], sin_half[j] = _pair32(seed, i0 + j)   # rounded once to float32
+    if out.shape[0] % 2:
+        out[pairs - 1] = _pair32(seed, pairs - 1)[0]
 
 
-_box_muller_kernel = _parallel_and_serial(_box_muller_kernel)
+def _box_muller64_kernel(seed, out, pairs):
+    full = out.shape[0] // 2
+    for c in prange((full + BOX_MULLER_CHUNK - 1) // BOX_MULLER_CHUNK):
+        i0 = c * BOX_MULLER_CHUNK
+        i1 = min(i0 + BOX_MULLER_CHUNK, full)
+        cos_half, sin_half = out[i0:i1], out[pairs + i0:pairs + i1]
+        for j in range(i1 - i0):
+            cos_half[j], sin_half[j] = _pair64(seed, i0 + j)
+    if out.shape[0] % 2:
+        out[pairs - 1] = _pair64(seed, pairs - 1)[0]
+
+
+_box_muller32_kernel = _parallel_and_serial(_box_muller32_kernel)
+_box_muller64_kernel = _parallel_and_serial(_box_muller64_kernel)
 
 
 def box_muller(seed, n, dtype):
@@ -783,6 +804,7 @@ def box_muller(seed, n, dtype):
     n = _ref._check_draw_count(n)
     seed = np.uint64(_ref._check_seed(seed))
     out = np.empty(n, dtype=dtype)
+    kernel = _box_muller64_kernel if dtype == np.float64 else _box_muller32_kernel
     with np.errstate(over="ignore"):  # NUMBA_DISABLE_JIT: NumPy's uint64 scalars wrap, warning
-        _pick(_box_muller_kernel)(seed, out, (n + 1) // 2, dtype == np.float64)
+        _pick(kernel)(seed, out, (n + 1) // 2)
     return out
