@@ -12,7 +12,10 @@ float64. Measured in the same run, interleaved:
   the time of the matrix products alone, with nothing else;
 * ours on one thread (``n_jobs=1``) and on ``--threads`` threads (default: every core);
 * PyTorch (optional peer, skipped with a note when absent) on the same weights and images,
-  chunked the same way under ``torch.no_grad()``, on the same numbers of threads.
+  chunked the same way under ``torch.no_grad()``, on the same numbers of threads;
+* one part of ours on its own: the K d standard normal draws of one image, by the compiled
+  Box--Muller sampler the evaluation uses (:func:`scratchdgm.autodiff.fused.box_muller_normal`)
+  and by NumPy's ``Generator.standard_normal`` (its ziggurat), one thread, best of 15.
 
 Goals: ours within 1.3x of the floor, and at least 1.8x faster on 2 cores than on one.
 Run ``scratchdgm bench eval [--n 2000] [--k 5000] [--dtype float32 float64] [--json]``.
@@ -86,6 +89,26 @@ def _gemm_rate(dtype, rows_list, repeats=5):
     return best
 
 
+def _draw_times(dtype, n_draws, repeats=15):
+    """Seconds for ``n_draws`` standard normals of ``dtype`` on one thread: (ours, NumPy's)."""
+    import numpy as np
+
+    from scratchdgm.autodiff.fused import box_muller_normal
+    from scratchdgm.threads import kernel_threads
+
+    rng = np.random.default_rng(0)
+    with kernel_threads(1):
+        box_muller_normal(n_draws, rng, dtype)  # compiled already by the warm-up; cheap if not
+        best = {"ours": np.inf, "numpy": np.inf}
+        for _ in range(repeats):  # interleaved
+            for key, draw in (("ours", lambda: box_muller_normal(n_draws, rng, dtype)),
+                              ("numpy", lambda: rng.standard_normal(n_draws, dtype=dtype))):
+                t0 = time.perf_counter()
+                draw()
+                best[key] = min(best[key], time.perf_counter() - t0)
+    return best["ours"], best["numpy"]
+
+
 def _torch_scorer(torch, model, dtype):
     """PyTorch's importance-sampled log-likelihood with the weights of our ``model``."""
     enc, dec = torch_iwae_networks(torch, dtype, model, ARCH)
@@ -137,11 +160,15 @@ def measure(args):
             runs["rate"].append(_gemm_rate(getattr(np, dtype), rows))
         med = {key: statistics.median(v) for key, v in runs.items() if v}
         floor = flops / med["rate"]
+        n_draws = args.k * ARCH["latent_dim"]
+        draw_ours, draw_numpy = _draw_times(getattr(np, dtype), n_draws)
         r = {"dtype": dtype, "n": args.n, "k": args.k, "threads": args.threads,
              "flops": flops, "gemm_gflops": med["rate"] / 1e9, "floor_seconds": floor,
              "seconds_1_thread": med["1"], "seconds_n_threads": med["N"],
              "ratio_to_floor": med["1"] / floor, "speedup": med["1"] / med["N"],
-             "mean_log_likelihood": float(np.mean(values["1"]))}
+             "mean_log_likelihood": float(np.mean(values["1"])),
+             "draws_per_image": n_draws, "draw_seconds": draw_ours,
+             "numpy_draw_seconds": draw_numpy}
         if "torch1" in med:
             r.update(torch_seconds_1_thread=med["torch1"], torch_seconds_n_threads=med["torchN"],
                      ratio_to_torch=med["1"] / med["torch1"],
@@ -166,6 +193,10 @@ def summary_rows(out):
             rows.append((f"{what}: 1 thread vs PyTorch", f"{r['seconds_1_thread']:.2f} s",
                          f"PyTorch {r['torch_seconds_1_thread']:.2f} s",
                          f"{r['ratio_to_torch']:.2f}x", "-"))
+        rows.append((f"{what}: the {r['draws_per_image']:,} normal draws of one image, 1 thread",
+                     f"{r['draw_seconds'] * 1e3:.2f} ms",
+                     f"NumPy standard_normal {r['numpy_draw_seconds'] * 1e3:.2f} ms",
+                     f"{r['draw_seconds'] / r['numpy_draw_seconds']:.2f}x", "-"))
     return rows
 
 
@@ -195,6 +226,10 @@ def report(out, args):
     print(table(headers, rows))
     print("(floor: the flops of every decoder and encoder product at the GEMM rate one core "
           "reaches on those shapes, measured in this run)")
+    for r in out["results"]:
+        print(f"{r['dtype']}: the {r['draws_per_image']:,} normal draws of one image take "
+              f"{r['draw_seconds'] * 1e3:.2f} ms by the Box-Muller kernel, "
+              f"{r['numpy_draw_seconds'] * 1e3:.2f} ms by NumPy's standard_normal (one thread)")
 
 
 if __name__ == "__main__":

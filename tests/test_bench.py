@@ -88,6 +88,8 @@ def test_eval_json_reports_the_floor_and_both_thread_counts(capsys):
     assert r["floor_seconds"] > 0 and r["seconds_1_thread"] > 0 and r["seconds_n_threads"] > 0
     assert r["ratio_to_floor"] == pytest.approx(r["seconds_1_thread"] / r["floor_seconds"])
     assert np.isfinite(r["mean_log_likelihood"]) and r["mean_log_likelihood"] < 0
+    assert r["draws_per_image"] == 40 * 50 and r["draw_seconds"] > 0
+    assert r["numpy_draw_seconds"] > 0
 
 
 def test_fa_convergence_json_covers_the_bundled_data_sets(capsys):
