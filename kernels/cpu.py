@@ -437,23 +437,27 @@ def bernoulli_log_prob_with_grad(logits, x):
 # Broadcasting without copies: an axis of size 1 is read with index 0 -- the row index is
 # multiplied by a 0/1 "stride" flag. The last axis (d) is always full size (the wrapper
 # expands a size-1 last axis, a tiny array), so the inner loop is contiguous and vectorises.
-def _gauss_kernel(z, mu, ls, out, half, c):
+# What depends on log_sigma alone -- 1/sigma = e^{-log sigma} and the row sums of log sigma --
+# is computed once, at log_sigma's own shape, by the wrapper: log_sigma is usually shared by
+# the K samples (an encoder's (1, B, d)), and the exponential was half of the pass.
+def _gauss_kernel(z, mu, inv, ls_sum, out, half, c):
     K, B = out.shape
     d = z.shape[2]
     fzk, fzb = min(z.shape[0] - 1, 1), min(z.shape[1] - 1, 1)
     fmk, fmb = min(mu.shape[0] - 1, 1), min(mu.shape[1] - 1, 1)
-    fsk, fsb = min(ls.shape[0] - 1, 1), min(ls.shape[1] - 1, 1)
+    fsk, fsb = min(inv.shape[0] - 1, 1), min(inv.shape[1] - 1, 1)
     for r in prange(K * B):
         k = r // B
         b = r - k * B
         zr = z[k * fzk, b * fzb]
         mr = mu[k * fmk, b * fmb]
-        sr = ls[k * fsk, b * fsb]
+        ir = inv[k * fsk, b * fsb]
         acc = 0.0
         for j in range(d):
-            e = (zr[j] - mr[j]) * vexp(-sr[j])
-            acc += -half * e * e - sr[j] - c
-        out[k, b] = acc
+            e = (zr[j] - mr[j]) * ir[j]
+            acc += e * e
+        # sum_j -e_j^2 / 2 - log sigma_j - log(2 pi) / 2, with c = d log(2 pi) / 2
+        out[k, b] = -half * acc - ls_sum[k * fsk, b * fsb] - c
 
 
 _gauss_kernel = _parallel_and_serial(_gauss_kernel)
@@ -511,8 +515,10 @@ def diag_gaussian_log_prob(z, mu, log_sigma):
     """
     (z, mu, ls), full, _ = _gauss_args(z, mu, log_sigma)
     out = np.empty(full[:-1], dtype=z.dtype)
-    one = z.dtype.type(1)
-    _pick(_gauss_kernel)(z, mu, ls, out, one / 2, z.dtype.type(_ref.HALF_LOG_2PI))
+    with np.errstate(over="ignore"):                   # sigma below ~1e-38: inf, as vexp
+        inv = np.exp(-ls)                              # 1 / sigma, at log_sigma's shape
+    ls_sum = ls.sum(axis=-1, dtype=np.float64)         # sum_j log sigma_j, float64 as the rest
+    _pick(_gauss_kernel)(z, mu, inv, ls_sum, out, 0.5, full[-1] * _ref.HALF_LOG_2PI)
     return out
 
 

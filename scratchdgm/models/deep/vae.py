@@ -329,8 +329,9 @@ class VAE(_persistence.SaveLoadMixin, Module):
         x = np.asarray(x.data if isinstance(x, _ad.Tensor) else x, dtype=self.dtype)
         q = self.encode(x)
         z = q.sample_box_muller(k, rng)                              # (k, B, d) ndarray
-        log_pz = self.prior.log_prob(z).data                         # (k, B)
-        log_qz = q.log_prob(z).data                                  # (k, B)
+        zt = _ad.tensor(z)  # one copy; log_prob would copy an ndarray argument each time
+        log_pz = self.prior.log_prob(zt).data                        # (k, B)
+        log_qz = q.log_prob(zt).data                                 # (k, B)
         log_px = np.empty_like(log_pz)
         step = max(1, self.EVAL_BLOCK_ROWS // x.shape[0])
         block_log_px = self._graph_free_log_px(x)
