@@ -22,7 +22,9 @@ module for the mathematics); this one makes them fast:
   is wanted, ``x - sigmoid(l)`` from the same exponential; the :math:`\log(1 + e^{-|l|})` of a
   row are summed as the logarithm of their product (one logarithm per row, not per pixel).
 * **diagonal Gaussian** -- one pass; broadcast axes of mu / log_sigma are read with zero stride
-  (no broadcast copy), and their gradients are accumulated directly at their own shape.
+  (no broadcast copy), :math:`1/\sigma` and :math:`\sum_j \log\sigma_j` are computed once at
+  log_sigma's own shape (not once per sample), and the gradients are accumulated directly at
+  each argument's own shape.
 * **linear layer** -- see :func:`linear`: one BLAS GEMM over the K*B stacked rows, and the
   bias and activation (or, backward, the activation's derivative and the bias gradient) fused
   into a single Numba pass over the output.
