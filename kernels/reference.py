@@ -540,9 +540,11 @@ def box_muller(seed, n, dtype):
     the words of :func:`splitmix64`: in float32, pair i takes :math:`u_1` from the high and
     :math:`u_2` from the low 32 bits of word i; in float64, from the top 53 bits of words 2i and
     2i + 1. A b-bit integer m gives the midpoint :math:`u = (m + \tfrac12)\,2^{-b}` of its cell,
-    never 0 or 1, so the largest radius is :math:`\sqrt{2(b+1)\log 2}`: 6.7 standard deviations
-    in float32, 8.6 in float64 (the normal's tails beyond hold :math:`2\times10^{-11}` and
-    :math:`10^{-17}`). Computed in float64, rounded once to ``dtype``.
+    never 0, so the logarithm is finite and the largest radius is :math:`\sqrt{2(b+1)\log 2}`:
+    6.7 standard deviations in float32, 8.6 in float64 (the normal's tails beyond hold
+    :math:`2\times10^{-11}` and :math:`10^{-17}`). (At b = 53 the top cell's midpoint rounds to
+    1, a radius of 0, with probability :math:`2^{-53}`.) Computed in float64, rounded once to
+    ``dtype``.
 
     Why not ``Generator.standard_normal``? NumPy's ziggurat draws one number at a time (about
     9 ns each on the project's machine), and the evaluation at K = 5000 needs 250,000 draws per

@@ -154,8 +154,8 @@ class DiagNormal(Distribution):
         r"""A sample as a plain ndarray, :math:`\mu + \sigma \odot \epsilon` as :meth:`sample`,
         with :math:`\epsilon` drawn by the compiled Box--Muller sampler seeded from the
         generator (:func:`scratchdgm.autodiff.fused.box_muller_normal`) instead of its
-        ``standard_normal``: the same distribution, other numbers, about a fifth of the time.
-        The sampler of evaluations that draw thousands of samples per point
+        ``standard_normal``: the same distribution, other numbers, the draws in about a fifth of
+        the time. The sampler of evaluations that draw thousands of samples per point
         (:meth:`scratchdgm.models.deep.VAE.log_weights` without a graph).
 
         Returns

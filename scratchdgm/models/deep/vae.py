@@ -312,9 +312,10 @@ class VAE(_persistence.SaveLoadMixin, Module):
         that matter at K = 5000 and nowhere else:
 
         * the samples :math:`z = \mu + \sigma \odot \epsilon` take :math:`\epsilon` from
-          :meth:`~scratchdgm.distributions.DiagNormal.sample_box_muller` (the Box--Muller
-          transform of the generator's raw bits) instead of ``standard_normal``: for a given
-          generator the draws differ from ``weighted_samples``', the estimator is the same;
+          :meth:`~scratchdgm.distributions.DiagNormal.sample_box_muller` (the compiled
+          Box--Muller sampler, seeded by one word of the generator) instead of
+          ``standard_normal``: for a given generator the draws differ from
+          ``weighted_samples``', the estimator is the same;
         * the decoder runs :attr:`EVAL_BLOCK_ROWS` rows at a time: with K = 5000 its output
           for all samples of a batch would not fit in any cache (K B x 784 logits), and every
           pass over it would run at memory speed.
@@ -339,7 +340,7 @@ class VAE(_persistence.SaveLoadMixin, Module):
             if block_log_px is not None:
                 log_px[k0:k0 + step] = block_log_px(z[k0:k0 + step])
             else:
-                eta = self.decode(_ad.tensor(z[k0:k0 + step]))
+                eta = self.decode(zt[k0:k0 + step])
                 log_px[k0:k0 + step] = self.observation.log_prob(x, eta).data
         return _ad.tensor(log_px + log_pz - log_qz)                  # as in weighted_samples
 
