@@ -444,7 +444,8 @@ def bernoulli_log_prob_with_grad(logits, x):
 # expands a size-1 last axis, a tiny array), so the inner loop is contiguous and vectorises.
 # What depends on log_sigma alone -- 1/sigma = e^{-log sigma} and the row sums of log sigma --
 # is computed once, at log_sigma's own shape, by the wrapper: log_sigma is usually shared by
-# the K samples (an encoder's (1, B, d)), and the exponential was half of the pass.
+# the K samples (an encoder's (1, B, d)), and the exponential was a third (float32) to a half
+# (float64) of the pass.
 def _gauss_kernel(z, mu, inv, ls_sum, out, half, c):
     K, B = out.shape
     d = z.shape[2]
@@ -770,10 +771,11 @@ def _pair64(seed, i):
 #: Pairs of draws per task of the parallel Box-Muller kernels (their inner loop vectorises).
 BOX_MULLER_CHUNK = 4096
 
-# Two kernels, one per dtype, so that a run compiles only the one it uses (about 0.5 s each).
+# Two kernels, one per dtype, so that a run compiles only the one it uses (0.5-0.7 s each on
+# a cold cache).
 # Threads take chunks of pairs. Within a chunk, the cosines and the sines go to two views of
 # `out`: written as out[i] and out[pairs + i] of one array, LLVM could not prove the two stores
-# apart and the loop ran 6x slower, unvectorised (measured). An odd count keeps the last pair's
+# apart and the loop ran 5x slower, unvectorised (measured). An odd count keeps the last pair's
 # cosine alone.
 
 

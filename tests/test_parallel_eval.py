@@ -146,7 +146,7 @@ def test_estimates_do_not_depend_on_the_number_of_threads(model_and_data, n_jobs
     # a fresh seed gives other draws; the estimates are still log-likelihoods of the same size.
     # (Per point they are heavy-tailed: over 60 seeds one point's estimate has sd 1.1 nats and
     # two seeds differ by up to 5 nats somewhere; the mean over the 13 points has sd 0.14, and
-    # no two of those seeds' means differed by more than 0.52.)
+    # no two consecutive seeds' means differed by more than 0.52.)
     other = model.score_samples(x, k=300, random_state=4)
     assert not np.array_equal(one, other) and abs(one.mean() - other.mean()) < 1.0
 
