@@ -44,9 +44,10 @@ cos (degrees 17 and 18: truncation below 1e-19), and the pair is rotated back by
 (a swap and two sign flips, done by selects).
 
 Each public function (``vexp``, ``vexpm1``, ``vlog1p_unit``, ``vtanh``, ``vsigmoid``,
-``vexp_nonpos``, ``vlog``, ``vcos_sin_turns``) is a plain NumPy function in Python -- what runs under ``NUMBA_DISABLE_JIT=1``
--- overloaded for Numba with a float32 and a float64 implementation; float32 arithmetic stays in
-float32. The tests hold them to NumPy over the whole float range.
+``vexp_nonpos``, ``vlog``, ``vcos_sin_turns``) is a plain NumPy function in Python -- what runs
+under ``NUMBA_DISABLE_JIT=1`` -- overloaded for Numba with a float32 and a float64 implementation
+(``vcos_sin_turns``: float64 only); float32 arithmetic stays in float32. The tests hold them to
+NumPy over the whole float range (``vcos_sin_turns`` to extended precision).
 """
 
 import math
