@@ -376,6 +376,21 @@ def box_muller_normal(shape, rng, dtype=np.float64, *, backend=None):
     against 2.1-2.7 ms for NumPy's ziggurat (float32 or float64, in the same process): the
     evaluation with thousands of samples per point draws this way
     (:meth:`scratchdgm.distributions.DiagNormal.sample_box_muller`).
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+    rng : numpy.random.Generator
+        Gives the seed: one 64-bit word of its bit generator (``random_raw``).
+    dtype : float32 or float64
+    backend : str, optional
+        Whose ``box_muller`` kernel runs (default: the current backend).
+
+    Returns
+    -------
+    ndarray of ``shape`` and ``dtype``
+        :math:`\epsilon \sim \mathcal N(0, I)`: :math:`\sqrt{-2\log u_1}\,\cos 2\pi u_2` and
+        :math:`\sqrt{-2\log u_1}\,\sin 2\pi u_2` of uniform pairs (Box & Muller 1958).
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"box_muller_normal needs rng, a numpy.random.Generator, got "
