@@ -143,6 +143,11 @@ def _pick(kernel):
     return kernel.serial if kernel_thread_limit() == 1 else kernel
 
 
+def _threads():
+    """How many threads a kernel picked by :func:`_pick` runs on."""
+    return 1 if kernel_thread_limit() == 1 else numba.get_num_threads()
+
+
 # --------------------------------------------------------------------------- validation
 _float_array = _ref._float_array  # shared validation (reference.py)
 
@@ -313,8 +318,7 @@ def logsumexp(a):
     out = np.empty(a.shape[1], dtype=a.dtype)
     hi = LSE_MAX_RISE[a.dtype.type]
     # one chunk per thread, but never chunks narrower than a block
-    threads = 1 if kernel_thread_limit() == 1 else numba.get_num_threads()
-    n_chunks = max(1, min(threads, a.shape[1] // 128))
+    n_chunks = max(1, min(_threads(), a.shape[1] // 128))
     _pick(_lse_kernel)(a, out, a.dtype.type(hi), math.exp(hi - 1.0), n_chunks)
     return out
 
@@ -571,34 +575,47 @@ def _bias_act_kernel(y, b, has_bias, code, one):
 _bias_act_kernel = _parallel_and_serial(_bias_act_kernel)
 
 
-def _act_grad_kernel(y, g, delta, gb, code, one):
-    # delta = g * f'(y) (f' from the output), gb = column sums of delta (float64).
-    # Parallel over column blocks, so that each thread owns its part of gb.
+def _bias_kernel(y, b):
+    # In place: y <- y + b. NumPy's broadcast 'y += b' runs its inner loop once per row, and on
+    # rows of a few hundred entries that costs more than the additions: measured 2-3x slower
+    # (904 x 200 float32, one thread: 48 against 17 us). Its own kernel, without the
+    # activations, so that it compiles in a fraction of a second.
+    for r in prange(y.shape[0]):
+        yr = y[r]
+        for j in range(y.shape[1]):
+            yr[j] += b[j]
+
+
+_bias_kernel = _parallel_and_serial(_bias_kernel)
+
+
+def _act_grad_kernel(y, g, delta, gb_parts, code, one):
+    # delta = g * f'(y) (f' from the output); gb_parts[c] += column sums of delta over the c-th
+    # block of rows (float64). Each thread owns a block of rows and its own row of partial sums,
+    # so every loop runs along contiguous rows (4x faster than blocks of columns on one thread,
+    # 1000 x 200 float32: 0.04 against 0.17 ms); the wrapper adds the partial sums.
     N, m = y.shape
     zero = one - one
-    nblk = (m + 63) // 64
-    for ib in prange(nblk):
-        j0 = ib * 64
-        j1 = min(j0 + 64, m)
-        w = j1 - j0
-        acc = gb[j0:j1]
-        for r in range(N):
-            yr = y[r, j0:j1]
-            gr = g[r, j0:j1]
-            dr = delta[r, j0:j1]
+    n_parts = gb_parts.shape[0]
+    for c in prange(n_parts):
+        acc = gb_parts[c]
+        for r in range(c * N // n_parts, (c + 1) * N // n_parts):
+            yr = y[r]
+            gr = g[r]
+            dr = delta[r]
             if code == 0:
-                for j in range(w):
+                for j in range(m):
                     dr[j] = gr[j]
             elif code == 1:
-                for j in range(w):
+                for j in range(m):
                     dr[j] = gr[j] * (one - yr[j] * yr[j])
             elif code == 2:
-                for j in range(w):
+                for j in range(m):
                     dr[j] = gr[j] if yr[j] > zero else zero
             else:
-                for j in range(w):
+                for j in range(m):
                     dr[j] = gr[j] * (yr[j] * (one - yr[j]))
-            for j in range(w):
+            for j in range(m):
                 acc[j] += dr[j]
 
 
@@ -637,7 +654,9 @@ def linear(x, W, b, activation=None):
     passes (GEMM, ``+ b``, ``np.tanh``) the fused pass wins in float64 (1000x200 @ 200x784:
     5.76 ms against 6.56 ms) but loses in float32 (2.74 against 2.53 ms): NumPy's float32
     tanh is a SIMD routine faster than ours, so for float32 tanh this function adds the bias
-    and calls ``np.tanh`` in place instead.
+    and calls ``np.tanh`` in place instead. The bias alone (float32 tanh, or no activation) is
+    added by a small kernel of its own, 2-3x faster than NumPy's broadcast ``y += b`` on rows
+    of a few hundred entries.
     """
     x, W, b = _check_linear(x, W, b, activation)
     n, m = W.shape
@@ -645,11 +664,11 @@ def linear(x, W, b, activation=None):
     code = _ACT_CODE[activation]
     if activation == "tanh" and y.dtype == np.float32:
         if b is not None:
-            y += b
+            _pick(_bias_kernel)(y, b)
         np.tanh(y, out=y)  # measured faster than the fused pass in float32 (docstring)
     elif not code:
         if b is not None:
-            y += b  # one pass either way; NumPy's needs no compiling
+            _pick(_bias_kernel)(y, b)
     elif b is not None or code:
         _pick(_bias_act_kernel)(y, b if b is not None else y[0], b is not None, code,
                          y.dtype.type(1))
@@ -668,26 +687,27 @@ def linear_backward(x, W, y, grad, activation=None, need_x_grad=True):
     y2 = _same(y, x.dtype).reshape(-1, m)
     g2 = _same(grad, x.dtype).reshape(-1, m)
     code = _ACT_CODE[activation]
-    gb = np.zeros(m, dtype=np.float64)
+    # one row of partial column sums per thread (one row, the sums themselves, on one thread)
+    gb_parts = np.zeros((max(1, min(_threads(), len(g2))), m), dtype=np.float64)
     delta = np.empty_like(g2) if code else g2
     # For the identity the kernel only sums the columns (delta is g itself: no copy).
-    _pick(_act_grad_kernel)(y2, g2, delta, gb, code, y2.dtype.type(1)) if code else \
-        _pick(_colsum_kernel)(g2, gb)
+    _pick(_act_grad_kernel)(y2, g2, delta, gb_parts, code, y2.dtype.type(1)) if code else \
+        _pick(_colsum_kernel)(g2, gb_parts)
+    gb = gb_parts[0] if len(gb_parts) == 1 else gb_parts.sum(axis=0)
     gW = x2.T @ delta
     gx = (delta @ W.T).reshape(x.shape) if need_x_grad else None
     return gx, gW, gb.astype(x.dtype)
 
 
-def _colsum_kernel(g, gb):
+def _colsum_kernel(g, gb_parts):
+    # gb_parts[c] += column sums of the c-th block of rows of g (float64), as _act_grad_kernel
     N, m = g.shape
-    nblk = (m + 63) // 64
-    for ib in prange(nblk):
-        j0 = ib * 64
-        j1 = min(j0 + 64, m)
-        acc = gb[j0:j1]
-        for r in range(N):
-            gr = g[r, j0:j1]
-            for j in range(j1 - j0):
+    n_parts = gb_parts.shape[0]
+    for c in prange(n_parts):
+        acc = gb_parts[c]
+        for r in range(c * N // n_parts, (c + 1) * N // n_parts):
+            gr = g[r]
+            for j in range(m):
                 acc[j] += gr[j]
 
 

@@ -187,11 +187,14 @@ def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
 
     def run():
         y = cpu.linear(z, W, b, "relu")
+        y_affine = cpu.linear(z, W, b)  # the bias alone: its own kernel
+        g = np.linspace(-1, 1, 240, dtype=dtype).reshape(6, 5, 8)
         lse = cpu.logsumexp(a)
         return [cpu.bernoulli_log_prob(logits, x), *cpu.bernoulli_log_prob_with_grad(logits, x),
                 lse, cpu.logsumexp_backward(a, lse, np.ones(700, dtype)),
-                cpu.diag_gaussian_log_prob(z, mu, 0.1 * mu), y,
-                *cpu.linear_backward(z, W, y, np.ones((6, 5, 8), dtype), "relu")]
+                cpu.diag_gaussian_log_prob(z, mu, 0.1 * mu), y, y_affine,
+                *cpu.linear_backward(z, W, y, g, "relu"),
+                *cpu.linear_backward(z, W, y_affine, g)]  # column sums alone
 
     parallel = run()
     with kernel_threads(1):
@@ -199,7 +202,8 @@ def test_serial_kernels_compute_what_the_parallel_ones_do(dtype):
     for p, s in zip(parallel, serial):
         np.testing.assert_allclose(s, p, rtol=1e-5 if dtype == np.float32 else 1e-12)
     for kernel in (cpu._bernoulli_kernel, cpu._lse_kernel, cpu._gauss_kernel,
-                   cpu._bias_act_kernel):
+                   cpu._bias_act_kernel, cpu._bias_kernel, cpu._act_grad_kernel,
+                   cpu._colsum_kernel):
         assert kernel.serial.signatures, "the serial twin did not run"
 
 
