@@ -450,6 +450,9 @@ def test_vmath_matches_numpy(vmath, dtype):
         assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0
         vmath["vtanh"](specials, out)
         assert np.isnan(out[0]) and out[1] == 1 and out[2] == -1
+        zeros = np.array([0.0, -0.0], dtype)
+        vmath["vtanh"](zeros, out[:2])
+        assert list(np.signbit(out[:2])) == [False, True], "tanh keeps the sign of a zero"
 
 
 @pytest.mark.skipif(NO_JIT, reason="without the JIT these functions are NumPy's")
