@@ -395,7 +395,9 @@ def _bernoulli_grad_kernel(l, x, out, dl, one):
             prod = 1.0
             for j in range(lr.shape[0]):
                 v = lr[j]
-                e = vexp(-abs(v))
+                # as in the forward: no range checks (measured 10-20% faster, 50 x 20 x 784
+                # float32); where e is ~1e-38 (1e-307) instead of 0, so is sigmoid(v) below
+                e = vexp_nonpos(-abs(v))
                 lin += xr[j] * v - (v if v > zero else zero)
                 prod *= 1.0 + np.float64(e)
                 # sigmoid(v) from the same exponential: 1/(1+e) for v >= 0, e/(1+e) below
