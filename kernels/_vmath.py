@@ -184,11 +184,17 @@ def _make_impls(C, bits_to_float, float_to_bits, int_t, jit):
     n_exp2, n_em1, n_log = len(cexp2), len(cem1), len(clog)
 
     @jit
+    def _reduce(x):
+        # x = n ln 2 + r, |r| <= ln 2 / 2: returns (t, n as a float, r), where the low bits of
+        # t = x log2(e) + magic hold n (two's complement) -- the magic-number rounding
+        t = x * log2e + magic
+        nf = t - magic
+        return t, nf, (x - nf * ln2_hi) - nf * ln2_lo
+
+    @jit
     def _exp_core(xs):
         # xs already clamped to [lo, hi], not NaN. Returns e^xs (normal or inf).
-        t = xs * log2e + magic
-        nf = t - magic
-        r = (xs - nf * ln2_hi) - nf * ln2_lo
+        t, nf, r = _reduce(xs)
         p = cexp2[0]
         for i in range(1, n_exp2):
             p = p * r + cexp2[i]
@@ -229,8 +235,7 @@ def _make_impls(C, bits_to_float, float_to_bits, int_t, jit):
             xs = hi
         if x != x:
             xs = zero
-        nf = (xs * log2e + magic) - magic
-        r = (xs - nf * ln2_hi) - nf * ln2_lo
+        _, nf, r = _reduce(xs)
         p = cem1[0]
         for i in range(1, n_em1):
             p = p * r + cem1[i]
@@ -263,9 +268,7 @@ def _make_impls(C, bits_to_float, float_to_bits, int_t, jit):
         # n = round(t / ln 2) is in [lo_m1 / ln 2, 0], so 2^n is one normal number made from
         # the rounding's own bits (as in _exp_core) and no branch is needed.
         ts = lo_m1 if lo_m1 > t else t  # a max that lets NaN through
-        tm = ts * log2e + magic
-        nf = tm - magic
-        r = (ts - nf * ln2_hi) - nf * ln2_lo
+        tm, _, r = _reduce(ts)
         p = cem1[0]
         for i in range(1, n_em1):
             p = p * r + cem1[i]
