@@ -605,10 +605,7 @@ def _act_grad_kernel(y, g, delta, gb_parts, code, one):
             yr = y[r]
             gr = g[r]
             dr = delta[r]
-            if code == 0:
-                for j in range(m):
-                    dr[j] = gr[j]
-            elif code == 1:
+            if code == 1:  # (no code 0: the identity's sums are _colsum_kernel's)
                 for j in range(m):
                     dr[j] = gr[j] * (one - yr[j] * yr[j])
             elif code == 2:
