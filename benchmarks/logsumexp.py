@@ -7,12 +7,13 @@ reference, against, measured in the same run:
 
 * the **read bandwidth** of ``--threads`` cores: NumPy sums over the same bytes (one slice of
   rows per thread);
-* the **exponential's ceiling**: the kernel's inner loop -- ``s[j] += exp(min(a[j] - shift[j],
-  hi))``, the same vectorised exponential (:func:`scratchdgm.kernels._vmath.vexp_nonpos`) --
-  run over an input of 4 KiB per thread that stays in the L1 cache (with its shifts and sums,
-  12 KiB), so that memory costs nothing: the most GB/s the log-sum-exp could reach on
-  ``--threads`` cores if every load were free. It is timed in the same rounds as the kernel.
-  When this ceiling is below the bandwidth, the kernel is bound by arithmetic, not by memory;
+* the **exponential's ceiling**: the kernel's own inner pass
+  (:func:`scratchdgm.kernels.cpu._lse_add_rows`: eight rows of ``s[j] += exp(min(a[k, j] -
+  shift[j], hi))`` at once, the same vectorised exponential) run over an input of 8 x 256
+  float64 (16 KiB) per thread that stays in the L1 cache with its shifts and sums (4 KiB), so
+  that memory costs nothing: the most GB/s the log-sum-exp could reach on ``--threads`` cores
+  if every load were free. It is timed in the same rounds as the kernel. When this ceiling is
+  below the bandwidth, the kernel is bound by arithmetic, not by memory;
 * the **no-overlap rate**, :math:`1 / (1/\text{ceiling} + 1/\text{bandwidth})`: the GB/s of a
   kernel whose arithmetic and loads never run at the same time (its time the sum of the two).
   A kernel near it overlaps nothing; one above it hides part of its memory time behind the
@@ -51,29 +52,27 @@ def configure_parser(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-#: Entries of the in-cache array of the ceiling: 3 arrays of 512 float64 (12 KiB) stay in L1.
-CEILING_ENTRIES = 512
-CEILING_SWEEPS = 4000
+#: Columns of the in-cache array of the ceiling: LSE_ROWS x 256 float64 (16 KiB) with 256
+#: shifts and sums (4 KiB) stay in L1.
+CEILING_ENTRIES = 256
+CEILING_SWEEPS = 1000
 
 
 @functools.lru_cache(maxsize=None)
 def _ceiling_kernel():
-    """The log-sum-exp's inner loop on in-cache arrays, repeated (compiled on first use, once
+    """The log-sum-exp's inner pass on in-cache arrays, repeated (compiled on first use, once
     per process)."""
     from numba import njit, prange
 
-    from scratchdgm.kernels._vmath import vexp_nonpos
+    from scratchdgm.kernels.cpu import _lse_add_rows
 
-    @njit(error_model="numpy", fastmath={"contract", "reassoc"}, nogil=True, parallel=True)
+    @njit(error_model="numpy", nogil=True, parallel=True)
     def sweeps(a, sh, s, hi, n_sweeps):
-        # one private (a, sh, s) row per thread, each swept n_sweeps times
+        # one private (a, sh, s) per thread, each swept n_sweeps times
         for t in prange(a.shape[0]):
-            row, shift, acc = a[t], sh[t], s[t]
+            rows, shift, acc = a[t], sh[t], s[t]
             for _ in range(n_sweeps):
-                for j in range(row.shape[0]):
-                    x = row[j] - shift[j]
-                    x = hi if x > hi else x
-                    acc[j] += vexp_nonpos(x)
+                _lse_add_rows(rows, 0, 0, rows.shape[1], shift, acc, hi)
 
     return sweeps
 
@@ -85,10 +84,12 @@ class _Ceiling:
     def __init__(self, threads):
         import numpy as np
 
+        from scratchdgm.kernels.cpu import LSE_ROWS
+
         rng = np.random.default_rng(1)
-        self.a = rng.standard_normal((threads, CEILING_ENTRIES)) * 3.0
-        self.sh = self.a[:, :1] + np.zeros_like(self.a)
-        self.s = np.zeros_like(self.a)
+        self.a = rng.standard_normal((threads, LSE_ROWS, CEILING_ENTRIES)) * 3.0
+        self.sh = self.a[:, 0, :1] + np.zeros((threads, CEILING_ENTRIES))
+        self.s = np.zeros((threads, CEILING_ENTRIES))
         self.sweeps = _ceiling_kernel()
         self.sweeps(self.a, self.sh, self.s, 700.0, 1)  # compile
         self.bytes = self.a.nbytes * CEILING_SWEEPS

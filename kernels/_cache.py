@@ -4,9 +4,8 @@ Why: compiling every kernel of one dtype takes about 8 s, paid by every fresh pr
 script, a test run, ``scratchdgm train``). Numba can keep compiled code on disk
 (``@njit(cache=True)``), but it decides whether an entry is stale from the content of *one*
 file, the one that defines the function. Our kernels in ``cpu.py`` inline code from
-``_vmath.py`` (the vectorised exponential), ``_prefetch.py`` (an LLVM intrinsic) and read
-constants of ``reference.py``: edit one of those and Numba would keep running the old machine
-code.
+``_vmath.py`` (the vectorised exponential) and read constants of ``reference.py``: edit one of
+those and Numba would keep running the old machine code.
 
 So this module gives the kernels a cache of their own, keyed by everything their machine code
 depends on:

@@ -20,7 +20,7 @@ jit_on = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("",
 
 def test_sources_include_every_module_the_kernels_build_from():
     names = {p.name for p in _cache.source_files()}
-    assert {"cpu.py", "_vmath.py", "_prefetch.py", "reference.py", "_cache.py",
+    assert {"cpu.py", "_vmath.py", "reference.py", "_cache.py",
             "numerics.py"} <= names, names
 
 
@@ -49,7 +49,7 @@ def test_a_copy_has_the_same_digest(copied_sources):
     assert _digest(kernels, package) == _cache.sources_digest(_cache.source_files())
 
 
-@pytest.mark.parametrize("where, name", [("kernels", "_vmath.py"), ("kernels", "_prefetch.py"),
+@pytest.mark.parametrize("where, name", [("kernels", "_vmath.py"),
                                          ("kernels", "reference.py"), ("kernels", "cpu.py"),
                                          ("package", "numerics.py")])
 def test_editing_any_source_changes_the_key(copied_sources, where, name):

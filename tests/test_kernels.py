@@ -139,9 +139,11 @@ def test_logsumexp_long_columns_and_large_rise(dtype):
     a[0, 33] = np.nan
     a[7, 34] = np.inf
     _close(cpu.logsumexp(a), ref.logsumexp(a), dtype)
-    # columns wider than a super-block and rows longer than a group take the same path
-    b = rng.standard_normal((cpu.LSE_GROUP_ROWS + 5, 3)).astype(dtype)
+    # columns wider than a super-block, and rise past the clamp both in a pass of LSE_ROWS rows
+    # and in one of the K mod LSE_ROWS rows after them, take the same path
+    b = rng.standard_normal((3 * cpu.LSE_ROWS + 5, 3)).astype(dtype)
     b[-1, 1] = 900.0 if dtype == np.float64 else 90.0
+    b[cpu.LSE_ROWS + 2, 2] = 900.0 if dtype == np.float64 else 90.0
     _close(cpu.logsumexp(b), ref.logsumexp(b), dtype)
     c = rng.standard_normal((2, 2 * cpu.LSE_SUPER_COLUMNS + 130)).astype(dtype)
     c[1, -1] = 2000.0
