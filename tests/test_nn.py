@@ -480,3 +480,43 @@ def test_autodiff_demo_fits_and_checks_its_gradient(tmp_path):
     assert mse < 0.05  # noise variance 0.01; the constant predictor scores about 0.49
     png = tmp_path / "autodiff_fit.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "tanh", "relu", "sigmoid"])
+def test_constant_unit_is_exactly_one_and_leaves_the_layer_as_it_was(activation, dtype, backend):
+    # MLP.graph_free's column of ones for the last layer's bias: one more unit of the layer
+    # before, zero weights and a bias c with f(c) = 1 exactly, whatever the input
+    from scratchdgm.backend import get_kernels
+    from scratchdgm.nn.layers import _constant_unit
+
+    linear = get_kernels(backend).linear
+    r = np.random.default_rng(0)
+    W, b = r.standard_normal((7, 5)).astype(dtype), r.standard_normal(5).astype(dtype)
+    x = (r.standard_normal((40, 7)) * 1e3).astype(dtype)
+    W1, b1 = _constant_unit(linear, W, b, activation)
+    y = linear(x, W1, b1, activation)
+    assert y.shape == (40, 6)
+    np.testing.assert_array_equal(y[:, -1], np.ones(40, dtype))
+    np.testing.assert_array_equal(y[:, :-1], linear(x, W, b, activation))
+    W0, b0 = _constant_unit(linear, W, None, activation)       # a layer without a bias
+    np.testing.assert_array_equal(linear(x, W0, b0, activation)[:, -1], np.ones(40, dtype))
+
+
+def test_without_a_constant_unit_graph_free_copies_into_a_column_of_ones(monkeypatch):
+    # where no tried pre-activation gives exactly 1 (here: none is tried), the bias of the
+    # last layer still rides in its product, by the copy [a, 1]
+    from scratchdgm.nn import layers
+
+    net = nn.MLP([3, 2, 6], "tanh", rng=np.random.default_rng(0))
+    for layer in net.layers:
+        layer.bias.data[...] = 0.5
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    with_unit = net.forward_arrays(x)
+    monkeypatch.setattr(layers, "_UNIT_PREACTIVATIONS", ())
+    monkeypatch.setattr(layers, "_unit_cache", {})
+    assert layers._constant_unit(layers.get_kernels("numba").linear, np.zeros((2, 2)), None,
+                                 "tanh") is None
+    np.testing.assert_allclose(net.forward_arrays(x), with_unit, rtol=1e-13)
+    np.testing.assert_allclose(with_unit, net(x).data, rtol=1e-12)

@@ -51,6 +51,39 @@ def _array(parameter):
     return None if parameter is None else parameter.data
 
 
+#: Pre-activations c whose activation is exactly 1 in float32 and float64 -- relu(1) and the
+#: identity's 1; tanh(20) = 1 - 8.5e-18 and sigmoid(40) = 1 - 4.2e-18 round to 1 -- tried in
+#: this order by :func:`_constant_unit`, which checks the kernel's own result.
+_UNIT_PREACTIVATIONS = (1.0, 20.0, 40.0)
+_unit_cache = {}
+
+
+def _constant_unit(linear, W, b, activation):
+    r"""Layer :math:`f(aW + b)` with one more output unit that is always exactly 1, as
+    ``(W', b')``: a column of zero weights whose bias :math:`c` has :math:`f(c) = 1` in the
+    layer's dtype and kernel (one of :data:`_UNIT_PREACTIVATIONS`, checked once per kernel,
+    dtype and activation by running the kernel). None if no such :math:`c` exists.
+
+    For :meth:`MLP.graph_free`: the next layer's bias then rides in its matrix product,
+    :math:`[a, 1] [W; b]`, without copying :math:`a` into a wider array first (measured on
+    the IWAE decoder, 1020 samples x 784 pixels float32, one thread: 0.2-0.5 ms less per 5000
+    samples than ``np.concatenate``).
+    """
+    dtype = W.dtype
+    key = (linear, dtype.str, activation)
+    if key not in _unit_cache:
+        one_unit = np.zeros((1, 1), dtype)
+        _unit_cache[key] = next(
+            (c for c in _UNIT_PREACTIVATIONS
+             if linear(one_unit, one_unit, np.full(1, c, dtype), activation)[0, 0] == 1), None)
+    c = _unit_cache[key]
+    if c is None:
+        return None
+    b = np.zeros(W.shape[1], dtype) if b is None else b
+    return (np.concatenate([W, np.zeros((W.shape[0], 1), dtype)], axis=1),
+            np.concatenate([b, np.full(1, c, dtype)]))
+
+
 class Linear(Module):
     r"""Affine layer :math:`y = x W + b`.
 
@@ -304,8 +337,10 @@ class MLP(Module):
         bookkeeping of :meth:`forward`, which costs more than the arithmetic on small blocks.
         When the last layer is affine and wider than its input (a decoder's output), its bias
         goes inside the matrix product, :math:`[a_{L-1}, 1] \begin{bmatrix} W_L \\ b_L
-        \end{bmatrix}`: copying :math:`a_{L-1}` costs less than a pass adding :math:`b_L` to
-        the wider output. A layer whose activation the kernels do not fuse sends the whole
+        \end{bmatrix}`, instead of a pass adding :math:`b_L` to the wider output; the column of
+        ones is one more unit of layer :math:`L-1`, with zero weights and a bias whose
+        activation is exactly 1 (:func:`_constant_unit`), or, where there is no such layer or
+        bias, a copy of :math:`a_{L-1}` with a column of ones. A layer whose activation the kernels do not fuse sends the whole
         network through :meth:`forward` (without gradients). To run many blocks with the same
         parameters, take :meth:`graph_free` once and call it on each.
 
@@ -339,6 +374,11 @@ class MLP(Module):
         ones_column = b is not None and activation is None and W.shape[0] < W.shape[1]
         if ones_column:
             W, b = np.concatenate([W, b[None, :]]), None
+            unit = _constant_unit(*hidden_steps[-1]) if hidden_steps else None
+            if unit is not None:  # the column of ones comes out of the layer before
+                linear_l, _, _, activation_l = hidden_steps[-1]
+                hidden_steps[-1] = (linear_l, *unit, activation_l)
+                ones_column = False
 
         def run(x):
             x = self._array_input(x)
