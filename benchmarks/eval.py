@@ -8,8 +8,13 @@ float64. Measured in the same run, interleaved:
 
 * **the GEMM floor** -- the flops of the decoder's layers for every sample and of the encoder's
   for every image, :math:`2 K n (d h_2 + h_2 h_1 + h_1 p) + 2 n (p h_1 + h_1 h_2 + 2 h_2 d)`, at
-  the rate one core's BLAS reaches on exactly those layer shapes (the best of a few row counts):
-  the time of the matrix products alone, with nothing else;
+  the rate one core's BLAS reaches on exactly those layer shapes (blocks of the row count, of
+  :attr:`~scratchdgm.models.deep.VAE.EVAL_BLOCK_ROWS` and 4096, where it is fastest; into
+  preallocated outputs): the time of the matrix products alone, with nothing else. The
+  one-thread run is split into ``--rounds`` rounds, each followed by the floor's products for
+  the same flops, so that both are timed over the same minutes: on this shared host the same
+  command runs 10-25% slower at one hour than at another, and a floor timed in a few seconds
+  at another moment than our minute-long run would move the ratio by as much;
 * ours on one thread (``n_jobs=1``) and on ``--threads`` threads (default: every core);
 * PyTorch (optional peer, skipped with a note when absent) on the same weights and images,
   chunked the same way under ``torch.no_grad()``, on the same numbers of threads;
@@ -53,6 +58,8 @@ def configure_parser(p):
     p.add_argument("--threads", type=int, default=available_cores(),
                    help="threads of the parallel run (default: every core)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs of each (median)")
+    p.add_argument("--rounds", type=int, default=8,
+                   help="rounds of the one-thread run, each followed by the floor's products")
     p.add_argument("--mnist", default=None, metavar="DIR", help="real MNIST IDX files in DIR")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -65,28 +72,63 @@ def _flops(n, k):
     return n * k * decoder + n * encoder, decoder
 
 
-def _gemm_rate(dtype, rows_list, repeats=5):
-    """Flops per second of one core's BLAS on the decoder's three layer products."""
+def _layer_shapes():
+    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
+    return [(d, h2), (h2, h1), (h1, p)]
+
+
+def _gemm_blocks(dtype, rows):
+    """``(A, B, C)`` for the decoder's three layer products on a block of ``rows`` samples."""
     import numpy as np
 
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
     rng = np.random.default_rng(0)
-    best = 0.0
+    return [(rng.standard_normal((rows, a)).astype(dtype), rng.standard_normal((a, b)).astype(dtype),
+             np.empty((rows, b), dtype)) for a, b in _layer_shapes()]
+
+
+def _gemm_seconds(blocks, n_blocks):
+    """Seconds for ``n_blocks`` passes of the three products of :func:`_gemm_blocks`."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    for _ in range(n_blocks):
+        for a, b, c in blocks:
+            np.matmul(a, b, out=c)
+    return time.perf_counter() - t0
+
+
+def _fastest_rows(dtype, rows_list, repeats=5):
+    """The block row count of ``rows_list`` at which the three products run fastest."""
+    best = {}
     for rows in rows_list:
-        shapes = [(d, h2), (h2, h1), (h1, p)]
-        A = [rng.standard_normal((rows, a)).astype(dtype) for a, _ in shapes]
-        B = [rng.standard_normal(s).astype(dtype) for s in shapes]
-        flops = 2 * rows * sum(a * b for a, b in shapes)
-        for a, b in zip(A, B):
-            a @ b
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for a, b in zip(A, B):
-                a @ b
-            times.append(time.perf_counter() - t0)
-        best = max(best, flops / min(times))
-    return best
+        blocks = _gemm_blocks(dtype, rows)
+        _gemm_seconds(blocks, 1)
+        best[rows] = rows / min(_gemm_seconds(blocks, 1) for _ in range(repeats))
+    return max(best, key=best.get)
+
+
+def _one_thread_against_floor(model, x, k, rounds, dtype, rows):
+    """Ours on one thread and the GEMM floor, interleaved in ``rounds`` rounds over the images:
+    (our seconds, floor seconds, GEMM flops per second, our values). Each round's products
+    cover that round's decoder rows, in whole blocks; the floor is all the flops (encoder
+    included) at the rate they reached over the rounds."""
+    import numpy as np
+
+    n = len(x)
+    flops_per_sample = _flops(1, 1)[1]
+    blocks = _gemm_blocks(dtype, rows)
+    ours = gemm_flops = gemm_seconds = 0.0
+    values = []
+    edges = np.linspace(0, n, min(rounds, n) + 1).astype(int)
+    for r, (i0, i1) in enumerate(zip(edges[:-1], edges[1:])):
+        t0 = time.perf_counter()
+        values.append(model.score_samples(x[i0:i1], k=k, random_state=r, n_jobs=1))
+        ours += time.perf_counter() - t0
+        n_blocks = -(-(i1 - i0) * k // rows)
+        gemm_seconds += _gemm_seconds(blocks, n_blocks)
+        gemm_flops += n_blocks * rows * flops_per_sample
+    rate = gemm_flops / gemm_seconds
+    return ours, _flops(n, k)[0] / rate, rate, np.concatenate(values)
 
 
 def _draw_times(dtype, n_draws, repeats=15):
@@ -127,8 +169,8 @@ def measure(args):
 
     from scratchdgm.models.deep import IWAE
 
-    if args.n < 1 or args.k < 1 or args.threads < 1:
-        raise ValueError("--n, --k and --threads must be >= 1")
+    if min(args.n, args.k, args.threads, args.rounds, args.repeats) < 1:
+        raise ValueError("--n, --k, --threads, --rounds and --repeats must be >= 1")
     _ctx = limit_threads(1)  # noqa: F841 (BLAS on one thread; our threads are n_jobs)
     torch = import_torch(1, not args.no_torch)
     results = []
@@ -139,17 +181,21 @@ def measure(args):
                      k=5, dtype=dtype, random_state=0)
         model.score_samples(x[:2], k=50, n_jobs=args.threads)  # compile, warm the pools
         flops, _ = _flops(args.n, args.k)
-        rows = [model.EVAL_BLOCK_ROWS, 4096]
-        runs = {"rate": [], "1": [], "N": [], "torch1": [], "torchN": []}
+        rows = _fastest_rows(getattr(np, dtype), [model.EVAL_BLOCK_ROWS, 4096])
+        runs = {"1": [], "floor": [], "rate": [], "N": [], "torch1": [], "torchN": []}
         torch_score = _torch_scorer(torch, model, dtype) if torch is not None else None
         values = {}
         for _ in range(args.repeats):
-            # interleaved: the floor's rate, ours on 1 and N threads, the peer on 1 and N
-            runs["rate"].append(_gemm_rate(getattr(np, dtype), rows))
-            for key, n_jobs in (("1", 1), ("N", args.threads)):
-                t0 = time.perf_counter()
-                values[key] = model.score_samples(x, k=args.k, random_state=0, n_jobs=n_jobs)
-                runs[key].append(time.perf_counter() - t0)
+            # ours on one thread interleaved with the floor, then ours on N threads and the
+            # peer on 1 and N
+            ours, floor, rate, values["1"] = _one_thread_against_floor(
+                model, x, args.k, args.rounds, getattr(np, dtype), rows)
+            runs["1"].append(ours)
+            runs["floor"].append(floor)
+            runs["rate"].append(rate)
+            t0 = time.perf_counter()
+            values["N"] = model.score_samples(x, k=args.k, random_state=0, n_jobs=args.threads)
+            runs["N"].append(time.perf_counter() - t0)
             if torch_score is not None:
                 for key, threads in (("torch1", 1), ("torchN", args.threads)):
                     torch.set_num_threads(threads)
@@ -157,13 +203,13 @@ def measure(args):
                     values[key] = torch_score(x, args.k)
                     runs[key].append(time.perf_counter() - t0)
                 torch.set_num_threads(1)
-            runs["rate"].append(_gemm_rate(getattr(np, dtype), rows))
         med = {key: statistics.median(v) for key, v in runs.items() if v}
-        floor = flops / med["rate"]
+        floor = med["floor"]
         n_draws = args.k * ARCH["latent_dim"]
         draw_ours, draw_numpy = _draw_times(getattr(np, dtype), n_draws)
         r = {"dtype": dtype, "n": args.n, "k": args.k, "threads": args.threads,
-             "flops": flops, "gemm_gflops": med["rate"] / 1e9, "floor_seconds": floor,
+             "rounds": min(args.rounds, args.n), "gemm_block_rows": rows, "flops": flops,
+             "gemm_gflops": med["rate"] / 1e9, "floor_seconds": floor,
              "seconds_1_thread": med["1"], "seconds_n_threads": med["N"],
              "ratio_to_floor": med["1"] / floor, "speedup": med["1"] / med["N"],
              "mean_log_likelihood": float(np.mean(values["1"])),
@@ -225,7 +271,8 @@ def report(out, args):
         rows.append(row)
     print(table(headers, rows))
     print("(floor: the flops of every decoder and encoder product at the GEMM rate one core "
-          "reaches on those shapes, measured in this run)")
+          f"reaches on those shapes, measured in {out['results'][0]['rounds']} rounds interleaved "
+          "with the one-thread run)")
     for r in out["results"]:
         print(f"{r['dtype']}: the {r['draws_per_image']:,} normal draws of one image take "
               f"{r['draw_seconds'] * 1e3:.2f} ms by the Box-Muller kernel, "

@@ -87,9 +87,17 @@ def test_eval_json_reports_the_floor_and_both_thread_counts(capsys):
         784 * 200 + 200 * 200 + 200 * 100)
     assert r["floor_seconds"] > 0 and r["seconds_1_thread"] > 0 and r["seconds_n_threads"] > 0
     assert r["ratio_to_floor"] == pytest.approx(r["seconds_1_thread"] / r["floor_seconds"])
+    # the floor is timed in rounds between those of the one-thread run, at the faster blocking
+    assert r["rounds"] == 3 and r["gemm_block_rows"] in (1024, 4096)
+    assert r["gemm_gflops"] * 1e9 * r["floor_seconds"] == pytest.approx(r["flops"], rel=1e-9)
     assert np.isfinite(r["mean_log_likelihood"]) and r["mean_log_likelihood"] < 0
     assert r["draws_per_image"] == 40 * 50 and r["draw_seconds"] > 0
     assert r["numpy_draw_seconds"] > 0
+
+
+def test_eval_rejects_zero_rounds(capsys):
+    assert main(["bench", "eval", "--n", "2", "--k", "10", "--rounds", "0", "--no-torch"]) == 2
+    assert "--rounds" in capsys.readouterr().err
 
 
 def test_fa_convergence_json_covers_the_bundled_data_sets(capsys):
