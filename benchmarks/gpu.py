@@ -153,6 +153,8 @@ def cases(small):
          lambda rng, dt: _gauss(rng, dt, s["K_gauss"], s["B"], s["d"], False)),
         ("diag_gaussian_log_prob_backward", gauss,
          lambda rng, dt: _gauss(rng, dt, s["K_gauss"], s["B"], s["d"], True)),
+        ("diag_gaussian_reparam", gauss,
+         lambda rng, dt: _reparam(rng, dt, s["K_gauss"], s["B"], s["d"])),
         ("linear", lin,
          lambda rng, dt: _linear(rng, dt, s["K"] * s["B"], s["n"], s["D"], False)),
         ("linear_backward", lin,
@@ -232,6 +234,24 @@ def _gauss(rng, dt, K, B, d, backward):
     return Case(check, lambda: ck.launch_diag_gaussian_backward(dz, dm, ds, dg, *outs),
                 lambda: ck.diag_gaussian_log_prob_backward(z, mu, ls, g),
                 z.nbytes + mu.nbytes + ls.nbytes + g.nbytes + 3 * z.nbytes)
+
+
+def _reparam(rng, dt, K, B, d):
+    from numba import cuda
+
+    from scratchdgm.kernels import conformance
+    from scratchdgm.kernels import cuda as ck
+
+    eps = rng.standard_normal((K, B, d)).astype(dt)
+    mu = rng.standard_normal((B, d)).astype(dt)
+    ls = (0.3 * rng.standard_normal((B, d))).astype(dt)
+    dev = [cuda.to_device(a) for a in (eps, mu, ls)]
+    outs = [cuda.device_array((K, B, d), dtype=dt)] + [cuda.device_array((K, B), dtype=dt)
+                                                       for _ in range(2)]
+    return Case(lambda: conformance.check_reparam(ck, eps, mu, ls),
+                lambda: ck.launch_diag_gaussian_reparam(*dev, *outs),
+                lambda: ck.diag_gaussian_reparam(eps, mu, ls),
+                2 * eps.nbytes + 2 * mu.nbytes + 2 * K * B * eps.itemsize)
 
 
 def _linear(rng, dt, rows, n, m, backward):

@@ -8,7 +8,8 @@ Every module exposes the same functions with the same signatures (see :data:`KER
 ``logsumexp`` / ``logsumexp_backward`` over the K importance samples, the Bernoulli
 log-likelihood from logits (``bernoulli_log_prob``, ``bernoulli_log_prob_with_grad``), the
 diagonal-Gaussian log-density
-(``diag_gaussian_log_prob``, ``diag_gaussian_log_prob_backward``), the affine layer with a
+(``diag_gaussian_log_prob``, ``diag_gaussian_log_prob_backward``), reparametrised Gaussian
+samples with their two log-densities (``diag_gaussian_reparam``), the affine layer with a
 fused activation (``linear``, ``linear_backward``), the Adam step (``adam_update``) and standard
 normal draws by the Box--Muller transform (``box_muller``). They take and return ndarrays and
 know nothing of the autodiff (:mod:`scratchdgm.autodiff.fused` wraps them).

@@ -19,7 +19,7 @@ import numpy as np
 from . import reference as _ref
 
 __all__ = ["RTOL", "error_ratio", "check_logsumexp", "check_bernoulli", "check_gaussian",
-           "check_linear", "check_adam", "check_box_muller", "CHECKS", "edge_log_weights"]
+           "check_reparam", "check_linear", "check_adam", "check_box_muller", "CHECKS", "edge_log_weights"]
 
 #: relative tolerance of a kernel against the reference, per dtype (float64 reductions in both)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -87,6 +87,22 @@ def check_gaussian(km, z, mu, log_sigma, seed=0):
     return worst
 
 
+def check_reparam(km, eps, mu, log_sigma):
+    r"""``diag_gaussian_reparam`` for eps (K, B, d) and mu, log_sigma (B, d): the samples, and
+    each log-density against the sum of the absolute values of its terms."""
+    dt = eps.dtype.type
+    z, log_q, log_p = _ref.diag_gaussian_reparam(eps, mu, log_sigma)
+    got = km.diag_gaussian_reparam(eps, mu, log_sigma)
+    if len(got) != 3:
+        return np.inf
+    z64 = z.astype(np.float64)
+    d = eps.shape[-1]
+    return max(error_ratio(got[0], z, dt, scale=np.abs(mu) + np.exp(log_sigma) * np.abs(eps)),
+               error_ratio(got[1], log_q, dt, scale=0.5 * (eps.astype(np.float64) ** 2).sum(-1)
+                           + np.abs(log_sigma).sum(-1) + d),
+               error_ratio(got[2], log_p, dt, scale=0.5 * (z64 ** 2).sum(-1) + d))
+
+
 def check_linear(km, x, W, b, activation, seed=0):
     r"""``linear`` and ``linear_backward`` (with and without the input's gradient) for x
     (..., n), W (n, m), b (m,) or None."""
@@ -134,6 +150,7 @@ CHECKS = {
     "logsumexp": check_logsumexp, "logsumexp_backward": check_logsumexp,
     "bernoulli_log_prob": check_bernoulli, "bernoulli_log_prob_with_grad": check_bernoulli,
     "diag_gaussian_log_prob": check_gaussian, "diag_gaussian_log_prob_backward": check_gaussian,
+    "diag_gaussian_reparam": check_reparam,
     "linear": check_linear, "linear_backward": check_linear,
     "adam_update": check_adam, "box_muller": check_box_muller,
 }

@@ -552,6 +552,52 @@ def diag_gaussian_log_prob_backward(z, mu, log_sigma, grad):
     return tuple(out)
 
 
+def _reparam_kernel(eps, mu, sigma, ls_sum, z, log_q, log_p, c):
+    # z = mu + sigma * eps, and the row sums of eps^2 and z^2 (float64), in one pass over eps
+    K, B, d = eps.shape
+    for r in prange(K * B):
+        k = r // B
+        b = r - k * B
+        er, zr, mr, sr = eps[k, b], z[k, b], mu[b], sigma[b]
+        sq_eps = 0.0
+        sq_z = 0.0
+        for j in range(d):
+            e = er[j]
+            v = mr[j] + sr[j] * e
+            zr[j] = v
+            sq_eps += e * e
+            sq_z += v * v
+        # log q = sum_j -eps_j^2/2 - log sigma_j - log(2 pi)/2 and log p = sum_j -z_j^2/2 -
+        # log(2 pi)/2, with c = d log(2 pi) / 2
+        log_q[k, b] = -0.5 * sq_eps - ls_sum[b] - c
+        log_p[k, b] = -0.5 * sq_z - c
+
+
+_reparam_kernel = _parallel_and_serial(_reparam_kernel)
+
+
+def diag_gaussian_reparam(eps, mu, log_sigma):
+    r"""Reparametrised samples and their two log-densities in one pass over the draws: the
+    contract of :func:`scratchdgm.kernels.reference.diag_gaussian_reparam`.
+
+    What depends on ``log_sigma`` alone -- :math:`\sigma = e^{\log\sigma}` and
+    :math:`\sum_j \log\sigma_j` -- is computed once per Gaussian, not once per sample. Against
+    the separate passes it replaces (``z = mu + sigma * eps`` by NumPy, then
+    :func:`diag_gaussian_log_prob` for the proposal and for the prior), measured at K = 5000,
+    d = 50, float32, one thread: 0.55 against 0.92 ms per data point, the draws included.
+    """
+    eps, mu, log_sigma = _ref._check_reparam(eps, mu, log_sigma)
+    K, B, d = eps.shape
+    z = np.empty_like(eps)
+    log_q = np.empty((K, B), dtype=eps.dtype)
+    log_p = np.empty((K, B), dtype=eps.dtype)
+    with np.errstate(over="ignore"):  # sigma above ~1e38 (1e308): inf, as the reference
+        sigma = np.exp(log_sigma)
+    _pick(_reparam_kernel)(eps, mu, sigma, log_sigma.sum(axis=-1, dtype=np.float64), z, log_q,
+                           log_p, d * _ref.HALF_LOG_2PI)
+    return z, log_q, log_p
+
+
 # --------------------------------------------------------------------------- linear layer
 def _bias_act_kernel(y, b, has_bias, code, one):
     # In place: y <- f(y + b). One branch per call, not per element, so each loop vectorises.

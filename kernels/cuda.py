@@ -365,6 +365,52 @@ def launch_diag_gaussian_backward(z, mu, log_sigma, grad, gz, gm, gs):
             z, mu, log_sigma, grad, gz, gm, gs)
 
 
+# --------------------------------------------------------------- reparametrised Gaussian draws
+@cuda.jit
+def _reparam_kernel(eps, mu, ls, z, log_q, log_p, c):
+    # one thread per (k, b) row: z = mu + e^{log sigma} eps and the row sums, in float64
+    K, B, d = eps.shape
+    r = cuda.grid(1)
+    if r < K * B:
+        k = r // B
+        b = r - k * B
+        sq_eps = 0.0
+        sq_z = 0.0
+        ls_sum = 0.0
+        for j in range(d):
+            e = eps[k, b, j]
+            sj = ls[b, j]
+            v = mu[b, j] + math.exp(sj) * e
+            z[k, b, j] = v
+            sq_eps += e * e
+            sq_z += v * v
+            ls_sum += sj
+        log_q[k, b] = -0.5 * sq_eps - ls_sum - c
+        log_p[k, b] = -0.5 * sq_z - c
+
+
+def diag_gaussian_reparam(eps, mu, log_sigma):
+    r"""Reparametrised samples and their two log-densities, one thread per sample; the contract
+    of :func:`scratchdgm.kernels.reference.diag_gaussian_reparam`."""
+    eps, mu, log_sigma = _ref._check_reparam(eps, mu, log_sigma)
+    K, B, _ = eps.shape
+    z = cuda.device_array(eps.shape, dtype=eps.dtype)
+    log_q = cuda.device_array((K, B), dtype=eps.dtype)
+    log_p = cuda.device_array((K, B), dtype=eps.dtype)
+    launch_diag_gaussian_reparam(cuda.to_device(eps), cuda.to_device(mu),
+                                 cuda.to_device(log_sigma), z, log_q, log_p)
+    return z.copy_to_host(), log_q.copy_to_host(), log_p.copy_to_host()
+
+
+def launch_diag_gaussian_reparam(eps, mu, log_sigma, z, log_q, log_p):
+    r"""Launch the reparametrisation kernel on device arrays: ``eps`` and ``z`` (K, B, d),
+    ``mu`` and ``log_sigma`` (B, d), ``log_q`` and ``log_p`` (K, B)."""
+    K, B, d = eps.shape
+    if K * B:
+        _reparam_kernel[_cdiv(K * B, 128), 128](eps, mu, log_sigma, z, log_q, log_p,
+                                                d * float(_ref.HALF_LOG_2PI))
+
+
 # ------------------------------------------------------------------------- linear layer
 @cuda.jit(device=True)
 def _activate(v, code):

@@ -493,3 +493,28 @@ def test_float32_is_preserved():
     assert StudentT(mu, 1.0, 4.0).log_prob(np.zeros(3)).dtype == np.float32
     L = sd.tensor(np.eye(3, dtype=np.float32))
     assert FullNormal(mu, L).log_prob(np.zeros(3)).dtype == np.float32
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_muller_with_log_probs_is_the_same_sample_and_its_two_densities(dtype, backend):
+    rng = np.random.default_rng(11)
+    mu = rng.normal(size=(3, 5)).astype(dtype)
+    ls = rng.normal(scale=0.5, size=(1, 5)).astype(dtype)  # broadcast over the batch
+    q = DiagNormal(mu, ls, backend=backend)
+    z, log_q, log_p = q.sample_box_muller_with_log_probs((7, 2), np.random.default_rng(9))
+    assert z.shape == (7, 2, 3, 5) and log_q.shape == log_p.shape == (7, 2, 3)
+    assert z.dtype == log_q.dtype == log_p.dtype == np.dtype(dtype)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    # the draws of sample_box_muller for the same generator state ...
+    np.testing.assert_allclose(z, q.sample_box_muller((7, 2), np.random.default_rng(9)),
+                               rtol=tol, atol=tol)
+    # ... and, up to rounding, log_prob of them under q and under the standard normal
+    np.testing.assert_allclose(log_q, q.log_prob(z).data, rtol=tol, atol=10 * tol)
+    np.testing.assert_allclose(log_p, StandardNormal(5, dtype=dtype).log_prob(z).data,
+                               rtol=tol, atol=10 * tol)
+    g = np.random.default_rng(5)
+    q.sample_box_muller_with_log_probs(4, g)  # one word of the generator per call
+    assert g.bit_generator.state == _advanced(np.random.default_rng(5), 1)
+    with pytest.raises(TypeError, match="sample_box_muller_with_log_probs: sample_shape"):
+        q.sample_box_muller_with_log_probs("ten", rng)

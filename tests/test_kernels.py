@@ -264,6 +264,36 @@ def test_diag_gaussian_standard_normal_closed_form(dtype):
     _close(cpu.diag_gaussian_log_prob(z, zero, zero), want.astype(dtype), dtype)
 
 
+@given(dtypes, st.integers(1, 6), st.integers(1, 4), st.integers(1, 9),
+       st.integers(0, 2**32 - 1))
+def test_diag_gaussian_reparam_equals_reference_and_the_two_densities(dtype, K, B, d, seed):
+    from scratchdgm.kernels import conformance
+
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_normal((K, B, d)).astype(dtype)
+    mu = (3 * rng.standard_normal((B, d))).astype(dtype)
+    ls = rng.uniform(-3, 2, (B, d)).astype(dtype)
+    assert conformance.check_reparam(cpu, eps, mu, ls) <= 1
+    z, log_q, log_p = cpu.diag_gaussian_reparam(eps, mu, ls)
+    assert z.dtype == log_q.dtype == log_p.dtype == np.dtype(dtype)
+    # the same numbers as the separate passes: the sample, then each log-density of it
+    scale = 0.5 * (eps.astype(np.float64) ** 2).sum(-1) + np.abs(ls).sum(-1) + d
+    _close(log_q, ref.diag_gaussian_log_prob(z, mu[None], ls[None]), dtype, scale=10 * scale)
+    zero = np.zeros((1, 1, 1), dtype)
+    _close(log_p, ref.diag_gaussian_log_prob(z, zero, zero), dtype,
+           scale=0.5 * (z.astype(np.float64) ** 2).sum(-1) + d)
+
+
+def test_diag_gaussian_reparam_rejects_mismatched_shapes():
+    eps = np.zeros((4, 2, 3))
+    with pytest.raises(ValueError, match="expected eps .K, B, d. with mu and log_sigma .B, d."):
+        cpu.diag_gaussian_reparam(eps, np.zeros((2, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="expected eps"):
+        ref.diag_gaussian_reparam(eps[0], np.zeros(3), np.zeros(3))
+    with pytest.raises(TypeError, match="eps has dtype int64"):
+        cpu.diag_gaussian_reparam(eps.astype(np.int64), np.zeros((2, 3)), np.zeros((2, 3)))
+
+
 ACTS = (None, "tanh", "relu", "sigmoid")
 
 

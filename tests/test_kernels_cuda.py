@@ -138,6 +138,15 @@ def test_sim_gaussian(dtype, case):
 
 
 @inner
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sim_reparam(dtype):
+    rng = np.random.default_rng(2)
+    eps = rng.normal(size=(3, 2, 4)).astype(dtype)
+    mu, ls = (rng.normal(scale=0.5, size=(2, 4)).astype(dtype) for _ in range(2))
+    _ok(conformance.check_reparam(_ck(), eps, mu, ls))
+
+
+@inner
 @given(st.sampled_from(DTYPES), st.sampled_from([None, "tanh", "relu", "sigmoid"]),
        hnp.array_shapes(min_dims=1, max_dims=2, max_side=3), st.integers(1, 5),
        st.integers(1, 5), st.booleans(), st.integers(0, 10**6))

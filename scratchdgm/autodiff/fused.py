@@ -40,7 +40,7 @@ from scratchdgm.autodiff.function import Function
 from scratchdgm.autodiff.tensor import Tensor
 
 __all__ = ["iw_logsumexp", "bernoulli_log_prob", "diag_gaussian_log_prob", "linear",
-           "box_muller_normal", "ACTIVATIONS"]
+           "box_muller_normal", "gaussian_reparam", "ACTIVATIONS"]
 
 #: Activations :func:`linear` fuses, ``None`` meaning the identity (the kernels' own list).
 ACTIVATIONS = _kernel_spec.ACTIVATIONS
@@ -404,3 +404,25 @@ def box_muller_normal(shape, rng, dtype=np.float64, *, backend=None):
     seed = int(rng.bit_generator.random_raw())
     n = int(np.prod(shape, dtype=np.int64))
     return _kernels(backend).box_muller(seed, n, dtype).reshape(shape)
+
+
+def gaussian_reparam(eps, mu, log_sigma, *, backend=None):
+    r"""Reparametrised samples :math:`z = \mu + \sigma \odot \epsilon` with their
+    log-densities under :math:`\mathcal N(\mu, \operatorname{diag}\sigma^2)` and under the
+    standard normal, in one pass on the backend's kernel; plain ndarrays, no graph (the
+    sampling step of an evaluation, where nothing is differentiated).
+
+    Parameters
+    ----------
+    eps : ndarray, shape (K, B, d)
+        Standard normal draws (e.g. :func:`box_muller_normal`).
+    mu, log_sigma : ndarray, shape (B, d)
+    backend : str, optional
+
+    Returns
+    -------
+    z : ndarray, shape (K, B, d)
+    log_q, log_p : ndarray, shape (K, B)
+        The contract of :func:`scratchdgm.kernels.reference.diag_gaussian_reparam`.
+    """
+    return _kernels(backend).diag_gaussian_reparam(_data(eps), _data(mu), _data(log_sigma))

@@ -168,6 +168,35 @@ class DiagNormal(Distribution):
         z += self.mu.data
         return z
 
+    def sample_box_muller_with_log_probs(self, sample_shape=(), random_state=None):
+        r"""The sample of :meth:`sample_box_muller` (the same draws for the same generator
+        state) with its log-density under this distribution and under the standard normal,
+        from one compiled pass over the draws (:func:`scratchdgm.autodiff.fused.
+        gaussian_reparam`): what an importance-sampled evaluation with a standard normal prior
+        needs -- :math:`z \sim q`, :math:`\log q(z)` and :math:`\log p(z)` -- without two
+        more passes for the two densities.
+
+        Returns
+        -------
+        z : ndarray, shape ``sample_shape + batch_shape + (d,)``
+        log_q : ndarray, shape ``sample_shape + batch_shape``
+            :meth:`log_prob` of ``z``, up to rounding (computed from :math:`\epsilon`:
+            :math:`(z - \mu)/\sigma = \epsilon`).
+        log_p : ndarray, shape ``sample_shape + batch_shape``
+            :math:`\log \mathcal N(z; 0, I)`, :class:`StandardNormal`'s ``log_prob`` of ``z``
+            up to rounding.
+        """
+        shape, rng = self._draw_setup(sample_shape, random_state,
+                                      "sample_box_muller_with_log_probs")
+        d = self._shape[-1]
+        eps = _fused.box_muller_normal(shape + self._shape, rng, self.dtype, backend=self.backend)
+        mu, log_sigma = (np.broadcast_to(t.data, self._shape).reshape(-1, d)
+                         for t in (self.mu, self.log_sigma))
+        z, log_q, log_p = _fused.gaussian_reparam(eps.reshape(-1, len(mu), d), mu, log_sigma,
+                                                  backend=self.backend)
+        lead = shape + self._shape[:-1]
+        return z.reshape(shape + self._shape), log_q.reshape(lead), log_p.reshape(lead)
+
     def entropy(self):
         r""":math:`H = \sum_j (\tfrac12 \log(2\pi e) + \log\sigma_j)`, shape ``batch_shape``."""
         return (_bcast_to(self.log_sigma, self._shape) + 0.5 * (1.0 + _LOG_2PI)).sum(axis=-1)
