@@ -266,3 +266,14 @@ def test_one_progress_bar_counts_every_block(model_and_data, monkeypatch, n_jobs
     model.bound_samples(x, k=700, random_state=0, n_jobs=n_jobs)
     # the first bar is the evaluation's (the blocks' own are off), the last the bound's
     assert [(b.total, b.n) for b in (bars[0], bars[-1])] == [(13 * 700, 13 * 700), (13, 13)]
+
+
+@pytest.mark.parametrize("n, k", [(1, 5000), (7, 5000), (2000, 5000), (500, 50), (10_000, 5),
+                                  (3, 1)])
+def test_blocks_cover_the_points_in_order_within_both_limits(n, k):
+    from scratchdgm.models.deep import evaluation
+
+    blocks = evaluation._blocks(n, k)
+    np.testing.assert_array_equal(np.concatenate(blocks), np.arange(n))
+    assert all(len(b) * k <= max(k, evaluation.BLOCK_PAIRS) for b in blocks)
+    assert len(blocks) >= min(n, evaluation.MIN_BLOCKS)
