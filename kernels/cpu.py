@@ -3,9 +3,10 @@ r"""Numba CPU kernels for the hot paths of the IWAE objective (backend ``'numba'
 Same functions, signatures and semantics as :mod:`scratchdgm.kernels.reference` (read that
 module for the mathematics); this one makes them fast:
 
-* **log-sum-exp over K** -- one read of the array from memory, at 41-47% of one core's read
-  bandwidth and 86-99% of two cores' (``scratchdgm bench logsumexp``, float64, 50 x 200000 and
-  5000 x 2000 on the project's machine). Each column is shifted by its *first* entry
+* **log-sum-exp over K** -- one read of the array from memory: 12.1-12.5 GB/s on one core of
+  the project's machine, 49% of its read bandwidth and 85-89% of the exponential's own
+  arithmetic on data in cache (55-58% of the bandwidth); 19.5-20.0 GB/s on both cores, 84-92%
+  of their bandwidth (``scratchdgm bench logsumexp``, float64, 50 x 200000 and 5000 x 2000). Each column is shifted by its *first* entry
   instead of its maximum: then no pass is needed to find the maximum first, and the sum
   :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its first term is 1) keeps full relative
   precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents
