@@ -65,16 +65,18 @@ def configure_parser(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _flops(n, k):
-    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
-    decoder = 2 * (d * h2 + h2 * h1 + h1 * p)
-    encoder = 2 * (p * h1 + h1 * h2 + h2 * 2 * d)
-    return n * k * decoder + n * encoder, decoder
-
-
 def _layer_shapes():
+    """The decoder's three weight shapes, (d, h2), (h2, h1), (h1, p)."""
     p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
     return [(d, h2), (h2, h1), (h1, p)]
+
+
+def _flops(n, k):
+    """(flops of the whole evaluation, flops of one decoder pass for one sample)."""
+    p, (h1, h2), d = ARCH["input_dim"], ARCH["hidden"], ARCH["latent_dim"]
+    decoder = 2 * sum(a * b for a, b in _layer_shapes())
+    encoder = 2 * (p * h1 + h1 * h2 + h2 * 2 * d)
+    return n * k * decoder + n * encoder, decoder
 
 
 def _gemm_blocks(dtype, rows):
@@ -82,7 +84,8 @@ def _gemm_blocks(dtype, rows):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    return [(rng.standard_normal((rows, a)).astype(dtype), rng.standard_normal((a, b)).astype(dtype),
+    return [(rng.standard_normal((rows, a)).astype(dtype),
+             rng.standard_normal((a, b)).astype(dtype),
              np.empty((rows, b), dtype)) for a, b in _layer_shapes()]
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from . import reference as _ref
 
 __all__ = ["RTOL", "error_ratio", "check_logsumexp", "check_bernoulli", "check_gaussian",
-           "check_reparam", "check_linear", "check_adam", "check_box_muller", "CHECKS", "edge_log_weights"]
+           "check_reparam", "check_linear", "check_adam", "check_box_muller", "CHECKS",
+           "edge_log_weights"]
 
 #: relative tolerance of a kernel against the reference, per dtype (float64 reductions in both)
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}

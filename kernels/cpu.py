@@ -6,10 +6,11 @@ module for the mathematics); this one makes them fast:
 * **log-sum-exp over K** -- one read of the array from memory: 12.1-12.5 GB/s on one core of
   the project's machine, 49% of its read bandwidth and 85-89% of the exponential's own
   arithmetic on data in cache (55-58% of the bandwidth); 19.5-20.0 GB/s on both cores, 84-92%
-  of their bandwidth (``scratchdgm bench logsumexp``, float64, 50 x 200000 and 5000 x 2000). Each column is shifted by its *first* entry
-  instead of its maximum: then no pass is needed to find the maximum first, and the sum
-  :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its first term is 1) keeps full relative
-  precision, as with the maximum; :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents
+  of their bandwidth (``scratchdgm bench logsumexp``, float64, 50 x 200000 and 5000 x 2000).
+  Each column is shifted by its *first* entry instead of its maximum: then no pass is needed
+  to find the maximum first, and the sum :math:`s_b = \sum_k e^{a_{kb} - a_{1b}} \ge 1` (its
+  first term is 1) keeps full relative precision, as with the maximum;
+  :math:`\operatorname{LSE}_b = a_{1b} + \log s_b`. Exponents
   are clamped at :data:`LSE_MAX_RISE` so nothing overflows; a column where the clamp acted (its
   maximum rose more than that above its first entry), or whose first entry is not finite, or
   that holds a NaN, is redone exactly by the reference's two passes -- rare in an IWAE, where
@@ -318,7 +319,7 @@ def logsumexp(a):
         return _small_logsumexp(a)
     out = np.empty(a.shape[1], dtype=a.dtype)
     hi = LSE_MAX_RISE[a.dtype.type]
-    # one chunk per thread, but never chunks narrower than a block
+    # one chunk of columns per thread, but no chunk narrower than 128 columns
     n_chunks = max(1, min(_threads(), a.shape[1] // 128))
     _pick(_lse_kernel)(a, out, a.dtype.type(hi), math.exp(hi - 1.0), n_chunks)
     return out

@@ -344,15 +344,21 @@ def test_diag_normal_samples_have_std_exp_log_sigma():
                                   q.sample(4, np.random.default_rng(3)))
 
 
+def _box_muller_proposal(dtype, backend, seed):
+    """(mu, log_sigma, q): a DiagNormal of batch shape (3,) in 5 dimensions, its log_sigma
+    broadcast over the batch."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(3, 5)).astype(dtype)
+    ls = rng.normal(scale=0.5, size=(1, 5)).astype(dtype)
+    return mu, ls, DiagNormal(mu, ls, backend=backend)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_box_muller_samples_are_the_reparametrisation_of_its_draws(backend, dtype):
     from scratchdgm.autodiff import fused
 
-    rng = np.random.default_rng(4)
-    mu = rng.normal(size=(3, 5)).astype(dtype)
-    ls = rng.normal(scale=0.5, size=(1, 5)).astype(dtype)  # broadcast over the batch
-    q = DiagNormal(mu, ls, backend=backend)
+    mu, ls, q = _box_muller_proposal(dtype, backend, seed=4)
     z = q.sample_box_muller((7, 2), np.random.default_rng(9))
     assert isinstance(z, np.ndarray) and z.shape == (7, 2, 3, 5) and z.dtype == dtype
     eps = fused.box_muller_normal((7, 2, 3, 5), np.random.default_rng(9), dtype, backend=backend)
@@ -498,10 +504,7 @@ def test_float32_is_preserved():
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_box_muller_with_log_probs_is_the_same_sample_and_its_two_densities(dtype, backend):
-    rng = np.random.default_rng(11)
-    mu = rng.normal(size=(3, 5)).astype(dtype)
-    ls = rng.normal(scale=0.5, size=(1, 5)).astype(dtype)  # broadcast over the batch
-    q = DiagNormal(mu, ls, backend=backend)
+    _, _, q = _box_muller_proposal(dtype, backend, seed=11)
     z, log_q, log_p = q.sample_box_muller_with_log_probs((7, 2), np.random.default_rng(9))
     assert z.shape == (7, 2, 3, 5) and log_q.shape == log_p.shape == (7, 2, 3)
     assert z.dtype == log_q.dtype == log_p.dtype == np.dtype(dtype)
@@ -517,4 +520,4 @@ def test_box_muller_with_log_probs_is_the_same_sample_and_its_two_densities(dtyp
     q.sample_box_muller_with_log_probs(4, g)  # one word of the generator per call
     assert g.bit_generator.state == _advanced(np.random.default_rng(5), 1)
     with pytest.raises(TypeError, match="sample_box_muller_with_log_probs: sample_shape"):
-        q.sample_box_muller_with_log_probs("ten", rng)
+        q.sample_box_muller_with_log_probs("ten", np.random.default_rng(0))

@@ -340,9 +340,10 @@ class MLP(Module):
         \end{bmatrix}`, instead of a pass adding :math:`b_L` to the wider output; the column of
         ones is one more unit of layer :math:`L-1`, with zero weights and a bias whose
         activation is exactly 1 (:func:`_constant_unit`), or, where there is no layer before or
-        no such bias, a copy of :math:`a_{L-1}` with a column of ones. A layer whose activation the kernels
-        do not fuse sends the whole network through :meth:`forward` (without gradients). To run many blocks with the same
-        parameters, take :meth:`graph_free` once and call it on each.
+        no such bias, a copy of :math:`a_{L-1}` with a column of ones. A layer whose activation
+        the kernels do not fuse sends the whole network through :meth:`forward` (without
+        gradients). To run many blocks with the same parameters, take :meth:`graph_free` once
+        and call it on each.
 
         Parameters
         ----------
